@@ -1,0 +1,419 @@
+//! The event catalogue (`../shared/design/DATA-MODEL.md`). Every payload is a delta:
+//! only what changed, with `old` kept where it makes the audit readable. No payload
+//! ever carries a content body — content is referenced by hash.
+//!
+//! Persisted formats are APIs: each type has a `schema_version`; a payload change adds
+//! a version and an upcaster in [`decode`], and golden files pin every version.
+
+use crate::entity::{ContentRef, EntityType, TaskFields, TaskStatus};
+use crate::ids::{ContentHash, EntityId, EventId, UserId};
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use std::fmt;
+use std::str::FromStr;
+use uuid::Uuid;
+
+/// Which kind of stream an event belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AggregateType {
+    Entity,
+    Relation,
+    User,
+}
+
+impl AggregateType {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            AggregateType::Entity => "entity",
+            AggregateType::Relation => "relation",
+            AggregateType::User => "user",
+        }
+    }
+}
+
+impl FromStr for AggregateType {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "entity" => Ok(AggregateType::Entity),
+            "relation" => Ok(AggregateType::Relation),
+            "user" => Ok(AggregateType::User),
+            other => Err(format!("unknown aggregate type {other:?}")),
+        }
+    }
+}
+
+/// `old` → `new` for a single field.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FieldChange<T> {
+    pub old: T,
+    pub new: T,
+}
+
+/// `entity.created`: the initial fields. Content is a reference, never the body.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EntityCreated {
+    #[serde(rename = "type")]
+    pub entity_type: EntityType,
+    pub title: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content: Option<ContentRef>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task: Option<TaskFields>,
+    #[serde(default, skip_serializing_if = "Map::is_empty")]
+    pub metadata: Map<String, Value>,
+}
+
+/// `entity.content_changed`: the hashes before and after, and the new size.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ContentChanged {
+    pub old_hash: Option<ContentHash>,
+    pub new_hash: Option<ContentHash>,
+    pub size: u64,
+    /// Only present when the media type changes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub media_type: Option<String>,
+}
+
+/// `entity.tags_added` / `entity.tags_removed`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TagsChanged {
+    pub tags: Vec<String>,
+}
+
+/// `entity.metadata_changed`: keys set (with their new values) and keys removed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MetadataChanged {
+    #[serde(default, skip_serializing_if = "Map::is_empty")]
+    pub set: Map<String, Value>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unset: Vec<String>,
+}
+
+/// Events of the `entity` aggregate.
+#[derive(Debug, Clone, PartialEq)]
+pub enum EntityEvent {
+    Created(EntityCreated),
+    TitleChanged(FieldChange<String>),
+    ContentChanged(ContentChanged),
+    TypeChanged(FieldChange<EntityType>),
+    TagsAdded(TagsChanged),
+    TagsRemoved(TagsChanged),
+    MetadataChanged(MetadataChanged),
+    Deleted,
+    Restored,
+    TaskStatusChanged(FieldChange<TaskStatus>),
+    TaskPriorityChanged(FieldChange<u8>),
+    TaskDueChanged(FieldChange<Option<Timestamp>>),
+}
+
+/// `relation.created`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RelationCreated {
+    pub source_id: EntityId,
+    pub target_id: EntityId,
+    pub kind: String,
+}
+
+/// Events of the `relation` aggregate.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RelationEvent {
+    Created(RelationCreated),
+    Deleted,
+}
+
+/// `user.created`. No secrets, ever.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UserCreated {
+    pub email: String,
+    pub role: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub display_name: Option<String>,
+}
+
+/// Events of the `user` aggregate (account life-cycle, for the audit trail).
+#[derive(Debug, Clone, PartialEq)]
+pub enum UserEvent {
+    Created(UserCreated),
+}
+
+/// Any event payload.
+#[derive(Debug, Clone, PartialEq)]
+pub enum EventPayload {
+    Entity(EntityEvent),
+    Relation(RelationEvent),
+    User(UserEvent),
+}
+
+/// Every event type with its current schema version: the catalogue, in one place.
+pub const CATALOGUE: &[(&str, u32)] = &[
+    ("entity.created", 1),
+    ("entity.title_changed", 1),
+    ("entity.content_changed", 1),
+    ("entity.type_changed", 1),
+    ("entity.tags_added", 1),
+    ("entity.tags_removed", 1),
+    ("entity.metadata_changed", 1),
+    ("entity.deleted", 1),
+    ("entity.restored", 1),
+    ("task.status_changed", 1),
+    ("task.priority_changed", 1),
+    ("task.due_changed", 1),
+    ("relation.created", 1),
+    ("relation.deleted", 1),
+    ("user.created", 1),
+];
+
+/// A stored payload could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("cannot decode event {event_type} v{schema_version}: {reason}")]
+pub struct DecodeError {
+    pub event_type: String,
+    pub schema_version: u32,
+    pub reason: String,
+}
+
+fn to_value<T: Serialize>(value: &T) -> Value {
+    // Serializing these plain structs cannot fail (no maps with non-string keys).
+    serde_json::to_value(value).unwrap_or(Value::Null)
+}
+
+fn empty() -> Value {
+    Value::Object(Map::new())
+}
+
+impl EventPayload {
+    /// `{aggregate}.{change}`, as stored and as shown to users.
+    pub fn event_type(&self) -> &'static str {
+        match self {
+            EventPayload::Entity(event) => match event {
+                EntityEvent::Created(_) => "entity.created",
+                EntityEvent::TitleChanged(_) => "entity.title_changed",
+                EntityEvent::ContentChanged(_) => "entity.content_changed",
+                EntityEvent::TypeChanged(_) => "entity.type_changed",
+                EntityEvent::TagsAdded(_) => "entity.tags_added",
+                EntityEvent::TagsRemoved(_) => "entity.tags_removed",
+                EntityEvent::MetadataChanged(_) => "entity.metadata_changed",
+                EntityEvent::Deleted => "entity.deleted",
+                EntityEvent::Restored => "entity.restored",
+                EntityEvent::TaskStatusChanged(_) => "task.status_changed",
+                EntityEvent::TaskPriorityChanged(_) => "task.priority_changed",
+                EntityEvent::TaskDueChanged(_) => "task.due_changed",
+            },
+            EventPayload::Relation(RelationEvent::Created(_)) => "relation.created",
+            EventPayload::Relation(RelationEvent::Deleted) => "relation.deleted",
+            EventPayload::User(UserEvent::Created(_)) => "user.created",
+        }
+    }
+
+    pub fn aggregate_type(&self) -> AggregateType {
+        match self {
+            EventPayload::Entity(_) => AggregateType::Entity,
+            EventPayload::Relation(_) => AggregateType::Relation,
+            EventPayload::User(_) => AggregateType::User,
+        }
+    }
+
+    /// The schema version new events of this type are written with.
+    pub fn schema_version(&self) -> u32 {
+        let event_type = self.event_type();
+        CATALOGUE.iter().find(|(name, _)| *name == event_type).map_or(1, |(_, v)| *v)
+    }
+
+    /// The delta, as stored in the log's `data` column.
+    pub fn data(&self) -> Value {
+        match self {
+            EventPayload::Entity(event) => match event {
+                EntityEvent::Created(e) => to_value(e),
+                EntityEvent::TitleChanged(e) => to_value(e),
+                EntityEvent::ContentChanged(e) => to_value(e),
+                EntityEvent::TypeChanged(e) => to_value(e),
+                EntityEvent::TagsAdded(e) | EntityEvent::TagsRemoved(e) => to_value(e),
+                EntityEvent::MetadataChanged(e) => to_value(e),
+                EntityEvent::Deleted | EntityEvent::Restored => empty(),
+                EntityEvent::TaskStatusChanged(e) => to_value(e),
+                EntityEvent::TaskPriorityChanged(e) => to_value(e),
+                EntityEvent::TaskDueChanged(e) => to_value(e),
+            },
+            EventPayload::Relation(RelationEvent::Created(e)) => to_value(e),
+            EventPayload::Relation(RelationEvent::Deleted) => empty(),
+            EventPayload::User(UserEvent::Created(e)) => to_value(e),
+        }
+    }
+}
+
+/// Reads a stored payload of any schema version, upcasting old versions to the
+/// current one. Every version a released binary ever wrote must stay readable here.
+pub fn decode(event_type: &str, schema_version: u32, data: Value) -> Result<EventPayload, DecodeError> {
+    let fail = |reason: String| DecodeError {
+        event_type: event_type.to_string(),
+        schema_version,
+        reason,
+    };
+    let current = CATALOGUE
+        .iter()
+        .find(|(name, _)| *name == event_type)
+        .map(|(_, v)| *v)
+        .ok_or_else(|| fail("unknown event type".into()))?;
+    if schema_version == 0 || schema_version > current {
+        return Err(fail(format!("unsupported schema version (this binary reads 1..={current})")));
+    }
+    // Upcasters go here, one per (type, old version), each turning vN data into vN+1.
+    // None exist yet: every type is at version 1.
+    fn parse<T: serde::de::DeserializeOwned>(data: Value) -> Result<T, String> {
+        serde_json::from_value(data).map_err(|e| e.to_string())
+    }
+    let payload = match event_type {
+        "entity.created" => EventPayload::Entity(EntityEvent::Created(parse(data).map_err(fail)?)),
+        "entity.title_changed" => {
+            EventPayload::Entity(EntityEvent::TitleChanged(parse(data).map_err(fail)?))
+        }
+        "entity.content_changed" => {
+            EventPayload::Entity(EntityEvent::ContentChanged(parse(data).map_err(fail)?))
+        }
+        "entity.type_changed" => {
+            EventPayload::Entity(EntityEvent::TypeChanged(parse(data).map_err(fail)?))
+        }
+        "entity.tags_added" => EventPayload::Entity(EntityEvent::TagsAdded(parse(data).map_err(fail)?)),
+        "entity.tags_removed" => {
+            EventPayload::Entity(EntityEvent::TagsRemoved(parse(data).map_err(fail)?))
+        }
+        "entity.metadata_changed" => {
+            EventPayload::Entity(EntityEvent::MetadataChanged(parse(data).map_err(fail)?))
+        }
+        "entity.deleted" => EventPayload::Entity(EntityEvent::Deleted),
+        "entity.restored" => EventPayload::Entity(EntityEvent::Restored),
+        "task.status_changed" => {
+            EventPayload::Entity(EntityEvent::TaskStatusChanged(parse(data).map_err(fail)?))
+        }
+        "task.priority_changed" => {
+            EventPayload::Entity(EntityEvent::TaskPriorityChanged(parse(data).map_err(fail)?))
+        }
+        "task.due_changed" => {
+            EventPayload::Entity(EntityEvent::TaskDueChanged(parse(data).map_err(fail)?))
+        }
+        "relation.created" => {
+            EventPayload::Relation(RelationEvent::Created(parse(data).map_err(fail)?))
+        }
+        "relation.deleted" => EventPayload::Relation(RelationEvent::Deleted),
+        "user.created" => EventPayload::User(UserEvent::Created(parse(data).map_err(fail)?)),
+        _ => return Err(fail("unknown event type".into())),
+    };
+    Ok(payload)
+}
+
+/// Who or what caused an event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Source {
+    #[default]
+    Api,
+    Cli,
+    Automation,
+    Sync,
+    Migration,
+    System,
+}
+
+impl Source {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Source::Api => "api",
+            Source::Cli => "cli",
+            Source::Automation => "automation",
+            Source::Sync => "sync",
+            Source::Migration => "migration",
+            Source::System => "system",
+        }
+    }
+}
+
+/// The envelope's `metadata`: provenance of an event. Absent fields are not stored.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct EventMetadata {
+    pub source: Source,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub actor: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub correlation_id: Option<Uuid>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub causation_id: Option<Uuid>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workflow_run_id: Option<Uuid>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+}
+
+/// An event as stored in the log, with its envelope.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredEvent {
+    /// Global order of commit visibility; the resume token for subscribers.
+    pub position: u64,
+    pub id: EventId,
+    pub aggregate_id: Uuid,
+    /// Version of the aggregate after this event; streams start at 1, no gaps.
+    pub version: u64,
+    pub payload: EventPayload,
+    /// The schema version the payload was *stored* with (before upcasting).
+    pub schema_version: u32,
+    pub user_id: UserId,
+    pub metadata: EventMetadata,
+    pub recorded_at: Timestamp,
+}
+
+impl StoredEvent {
+    pub fn aggregate_type(&self) -> AggregateType {
+        self.payload.aggregate_type()
+    }
+    pub fn event_type(&self) -> &'static str {
+        self.payload.event_type()
+    }
+}
+
+/// The JSON shape of a stored event, as shown by the CLI and the HTTP API.
+#[derive(Serialize)]
+struct StoredEventJson<'a> {
+    position: u64,
+    id: EventId,
+    aggregate_type: AggregateType,
+    aggregate_id: Uuid,
+    version: u64,
+    #[serde(rename = "type")]
+    event_type: &'a str,
+    schema_version: u32,
+    user_id: UserId,
+    data: Value,
+    metadata: &'a EventMetadata,
+    recorded_at: Timestamp,
+}
+
+impl Serialize for StoredEvent {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        StoredEventJson {
+            position: self.position,
+            id: self.id,
+            aggregate_type: self.aggregate_type(),
+            aggregate_id: self.aggregate_id,
+            version: self.version,
+            event_type: self.event_type(),
+            schema_version: self.schema_version,
+            user_id: self.user_id,
+            data: self.payload.data(),
+            metadata: &self.metadata,
+            recorded_at: self.recorded_at,
+        }
+        .serialize(serializer)
+    }
+}
+
+impl fmt::Display for EventPayload {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.event_type())
+    }
+}
