@@ -3,7 +3,9 @@
 //! several events (consecutive versions, one transaction). A command that changes
 //! nothing yields no events.
 
-use crate::entity::{ContentRef, DEFAULT_MEDIA_TYPE, EntityState, EntityType, TaskFields, TaskStatus};
+use crate::entity::{
+    ContentRef, DEFAULT_MEDIA_TYPE, EntityState, EntityType, TaskFields, TaskStatus,
+};
 use crate::error::DomainError;
 use crate::event::{
     ContentChanged, EntityCreated, EntityEvent, FieldChange, MetadataChanged, TagsChanged,
@@ -30,14 +32,20 @@ pub struct NewContent {
 
 impl NewContent {
     pub fn markdown(body: impl Into<String>) -> Self {
-        NewContent { body: body.into(), media_type: None }
+        NewContent {
+            body: body.into(),
+            media_type: None,
+        }
     }
     /// The reference this body will be stored under.
     pub fn content_ref(&self) -> ContentRef {
         ContentRef {
             hash: ContentHash::of(self.body.as_bytes()),
             size: self.body.len() as u64,
-            media_type: self.media_type.clone().unwrap_or_else(|| DEFAULT_MEDIA_TYPE.to_string()),
+            media_type: self
+                .media_type
+                .clone()
+                .unwrap_or_else(|| DEFAULT_MEDIA_TYPE.to_string()),
         }
     }
 }
@@ -100,7 +108,9 @@ pub enum EntityCommand {
     Delete,
     Restore,
     /// Append events that restore the state of `version`. History is kept.
-    RevertTo { version: u64 },
+    RevertTo {
+        version: u64,
+    },
 }
 
 impl EntityCommand {
@@ -118,15 +128,19 @@ impl EntityCommand {
                 .collect(),
             _ => Vec::new(),
         };
-        raw.into_iter().filter_map(|tag| normalize_tag(tag).ok()).map(|t| tag_key(&t)).collect()
+        raw.into_iter()
+            .filter_map(|tag| normalize_tag(tag).ok())
+            .map(|t| tag_key(&t))
+            .collect()
     }
 
     /// Whether deciding needs the current content body (to re-derive the title).
     pub fn needs_current_body(&self) -> bool {
         match self {
-            EntityCommand::Change(changes) => changes
-                .iter()
-                .any(|c| matches!(c, Change::Content(_)) || matches!(c, Change::Title(t) if t.trim().is_empty())),
+            EntityCommand::Change(changes) => changes.iter().any(|c| {
+                matches!(c, Change::Content(_))
+                    || matches!(c, Change::Title(t) if t.trim().is_empty())
+            }),
             _ => false,
         }
     }
@@ -168,7 +182,9 @@ pub fn decide(
             let mut events = Vec::new();
             for change in changes {
                 for event in decide_change(&working, change, body.as_deref(), context)? {
-                    if let (EntityEvent::ContentChanged(_), Change::Content(content)) = (&event, change) {
+                    if let (EntityEvent::ContentChanged(_), Change::Content(content)) =
+                        (&event, change)
+                    {
                         body = content.as_ref().map(|c| c.body.clone());
                     }
                     working = step(working, &event);
@@ -179,18 +195,34 @@ pub fn decide(
         }
         EntityCommand::Delete => {
             let state = state.ok_or(DomainError::EntityNotFound(id))?;
-            Ok(if state.is_deleted() { vec![] } else { vec![EntityEvent::Deleted] })
+            Ok(if state.is_deleted() {
+                vec![]
+            } else {
+                vec![EntityEvent::Deleted]
+            })
         }
         EntityCommand::Restore => {
             let state = state.ok_or(DomainError::EntityNotFound(id))?;
-            Ok(if state.is_deleted() { vec![EntityEvent::Restored] } else { vec![] })
+            Ok(if state.is_deleted() {
+                vec![EntityEvent::Restored]
+            } else {
+                vec![]
+            })
         }
         EntityCommand::RevertTo { version } => {
             let state = state.ok_or(DomainError::EntityNotFound(id))?;
             let target = match context.revert_target {
-                Some(target) if *version >= 1 && *version <= state.version && target.version == *version => target,
+                Some(target)
+                    if *version >= 1 && *version <= state.version && target.version == *version =>
+                {
+                    target
+                }
                 _ => {
-                    return Err(DomainError::NoSuchVersion { id, version: *version, current: state.version });
+                    return Err(DomainError::NoSuchVersion {
+                        id,
+                        version: *version,
+                        current: state.version,
+                    });
                 }
             };
             Ok(revert::events_to_restore(state, target))
@@ -212,7 +244,10 @@ fn live(id: EntityId, state: Option<&EntityState>) -> Result<&EntityState, Domai
     }
 }
 
-fn decide_create(create: &CreateEntity, context: &DecideContext<'_>) -> Result<EntityCreated, DomainError> {
+fn decide_create(
+    create: &CreateEntity,
+    context: &DecideContext<'_>,
+) -> Result<EntityCreated, DomainError> {
     let content = match &create.content {
         Some(content) if !content.body.is_empty() => Some(validate_content(content)?),
         _ => None,
@@ -232,7 +267,10 @@ fn decide_create(create: &CreateEntity, context: &DecideContext<'_>) -> Result<E
     check_tag_count(tags.len())?;
     let task = match (&create.task, create.entity_type) {
         (Some(_), t) if t != EntityType::Task => {
-            return Err(DomainError::invalid("task", "status, priority and due date need type task"));
+            return Err(DomainError::invalid(
+                "task",
+                "status, priority and due date need type task",
+            ));
         }
         (input, EntityType::Task) => {
             let input = input.clone().unwrap_or_default();
@@ -273,7 +311,10 @@ fn decide_change(
                 validate_title(title)?
             };
             if new != state.title {
-                events.push(EntityEvent::TitleChanged(FieldChange { old: state.title.clone(), new }));
+                events.push(EntityEvent::TitleChanged(FieldChange {
+                    old: state.title.clone(),
+                    new,
+                }));
             }
         }
         Change::Content(content) => {
@@ -283,8 +324,12 @@ fn decide_change(
             };
             if new != state.content {
                 let media_type = match (&new, &state.content) {
-                    (Some(new), Some(old)) if new.media_type != old.media_type => Some(new.media_type.clone()),
-                    (Some(new), None) if new.media_type != DEFAULT_MEDIA_TYPE => Some(new.media_type.clone()),
+                    (Some(new), Some(old)) if new.media_type != old.media_type => {
+                        Some(new.media_type.clone())
+                    }
+                    (Some(new), None) if new.media_type != DEFAULT_MEDIA_TYPE => {
+                        Some(new.media_type.clone())
+                    }
                     _ => None,
                 };
                 events.push(EntityEvent::ContentChanged(ContentChanged {
@@ -308,14 +353,18 @@ fn decide_change(
         }
         Change::Type(new) => {
             if *new != state.entity_type {
-                events.push(EntityEvent::TypeChanged(FieldChange { old: state.entity_type, new: *new }));
+                events.push(EntityEvent::TypeChanged(FieldChange {
+                    old: state.entity_type,
+                    new: *new,
+                }));
             }
         }
         Change::AddTags(raw) => {
             let mut added: Vec<String> = Vec::new();
             for raw in raw {
                 let tag = canonical(normalize_tag(raw)?, context);
-                if !state.tags.contains(&tag) && !added.iter().any(|t| tag_key(t) == tag_key(&tag)) {
+                if !state.tags.contains(&tag) && !added.iter().any(|t| tag_key(t) == tag_key(&tag))
+                {
                     added.push(tag);
                 }
             }
@@ -328,10 +377,10 @@ fn decide_change(
             let mut removed: Vec<String> = Vec::new();
             for raw in raw {
                 let key = tag_key(&normalize_tag(raw)?);
-                if let Some((_, spelling)) = state.tags.entries().find(|(k, _)| *k == key) {
-                    if !removed.iter().any(|t| tag_key(t) == key) {
-                        removed.push(spelling.to_string());
-                    }
+                if let Some((_, spelling)) = state.tags.entries().find(|(k, _)| *k == key)
+                    && !removed.iter().any(|t| tag_key(t) == key)
+                {
+                    removed.push(spelling.to_string());
                 }
             }
             if !removed.is_empty() {
@@ -350,7 +399,10 @@ fn decide_change(
             }
             validate_metadata(&after)?;
             if !changed.is_empty() {
-                events.push(EntityEvent::MetadataChanged(MetadataChanged { set: changed, unset: vec![] }));
+                events.push(EntityEvent::MetadataChanged(MetadataChanged {
+                    set: changed,
+                    unset: vec![],
+                }));
             }
         }
         Change::UnsetMetadata(keys) => {
@@ -361,26 +413,38 @@ fn decide_change(
                 }
             }
             if !unset.is_empty() {
-                events.push(EntityEvent::MetadataChanged(MetadataChanged { set: Map::new(), unset }));
+                events.push(EntityEvent::MetadataChanged(MetadataChanged {
+                    set: Map::new(),
+                    unset,
+                }));
             }
         }
         Change::TaskStatus(new) => {
             let task = task_of(state)?;
             if task.status != *new {
-                events.push(EntityEvent::TaskStatusChanged(FieldChange { old: task.status, new: *new }));
+                events.push(EntityEvent::TaskStatusChanged(FieldChange {
+                    old: task.status,
+                    new: *new,
+                }));
             }
         }
         Change::TaskPriority(new) => {
             validate_priority(*new)?;
             let task = task_of(state)?;
             if task.priority != *new {
-                events.push(EntityEvent::TaskPriorityChanged(FieldChange { old: task.priority, new: *new }));
+                events.push(EntityEvent::TaskPriorityChanged(FieldChange {
+                    old: task.priority,
+                    new: *new,
+                }));
             }
         }
         Change::TaskDue(new) => {
             let task = task_of(state)?;
             if task.due_at != *new {
-                events.push(EntityEvent::TaskDueChanged(FieldChange { old: task.due_at, new: *new }));
+                events.push(EntityEvent::TaskDueChanged(FieldChange {
+                    old: task.due_at,
+                    new: *new,
+                }));
             }
         }
     }
@@ -392,14 +456,20 @@ fn task_of(state: &EntityState) -> Result<&TaskFields, DomainError> {
 }
 
 fn canonical(tag: String, context: &DecideContext<'_>) -> String {
-    context.tag_spellings.get(&tag_key(&tag)).cloned().unwrap_or(tag)
+    context
+        .tag_spellings
+        .get(&tag_key(&tag))
+        .cloned()
+        .unwrap_or(tag)
 }
 
 fn check_tag_count(count: usize) -> Result<(), DomainError> {
     if count > TAGS_PER_ENTITY_MAX {
         return Err(DomainError::invalid(
             "tags",
-            format!("an entity can have at most {TAGS_PER_ENTITY_MAX} tags; this change would give it {count}"),
+            format!(
+                "an entity can have at most {TAGS_PER_ENTITY_MAX} tags; this change would give it {count}"
+            ),
         ));
     }
     Ok(())
@@ -416,7 +486,10 @@ pub fn validate_title(title: &str) -> Result<String, DomainError> {
         ));
     }
     if title.chars().any(char::is_control) {
-        return Err(DomainError::invalid("title", "a title is one line without control characters"));
+        return Err(DomainError::invalid(
+            "title",
+            "a title is one line without control characters",
+        ));
     }
     Ok(title.to_string())
 }
@@ -433,10 +506,15 @@ fn validate_content(content: &NewContent) -> Result<ContentRef, DomainError> {
     }
     if let Some(media_type) = &content.media_type {
         let valid = media_type.len() <= 127
-            && media_type.split_once('/').is_some_and(|(a, b)| !a.is_empty() && !b.is_empty())
+            && media_type
+                .split_once('/')
+                .is_some_and(|(a, b)| !a.is_empty() && !b.is_empty())
             && media_type.chars().all(|c| c.is_ascii_graphic());
         if !valid {
-            return Err(DomainError::invalid("media_type", format!("{media_type:?} is not a media type like text/markdown")));
+            return Err(DomainError::invalid(
+                "media_type",
+                format!("{media_type:?} is not a media type like text/markdown"),
+            ));
         }
     }
     Ok(content.content_ref())
@@ -457,7 +535,9 @@ fn validate_metadata_key(key: &str) -> Result<(), DomainError> {
     if chars == 0 || chars > METADATA_KEY_CHARS_MAX || key.chars().any(char::is_control) {
         return Err(DomainError::invalid(
             "metadata",
-            format!("metadata keys have 1 to {METADATA_KEY_CHARS_MAX} characters and no control characters"),
+            format!(
+                "metadata keys have 1 to {METADATA_KEY_CHARS_MAX} characters and no control characters"
+            ),
         ));
     }
     Ok(())
@@ -472,7 +552,9 @@ pub fn validate_metadata(metadata: &Map<String, Value>) -> Result<(), DomainErro
     if bytes > METADATA_BYTES_MAX {
         return Err(DomainError::invalid(
             "metadata",
-            format!("metadata is {bytes} bytes as JSON; the limit is {METADATA_BYTES_MAX} bytes (16 KiB)"),
+            format!(
+                "metadata is {bytes} bytes as JSON; the limit is {METADATA_BYTES_MAX} bytes (16 KiB)"
+            ),
         ));
     }
     Ok(())

@@ -56,7 +56,9 @@ impl FromStr for EntityType {
         EntityType::ALL
             .into_iter()
             .find(|t| t.as_str() == s)
-            .ok_or_else(|| format!("unknown type {s:?}; use one of note, task, project, page, idea, event"))
+            .ok_or_else(|| {
+                format!("unknown type {s:?}; use one of note, task, project, page, idea, event")
+            })
     }
 }
 
@@ -71,8 +73,12 @@ pub enum TaskStatus {
 }
 
 impl TaskStatus {
-    pub const ALL: [TaskStatus; 4] =
-        [TaskStatus::Todo, TaskStatus::InProgress, TaskStatus::Done, TaskStatus::Cancelled];
+    pub const ALL: [TaskStatus; 4] = [
+        TaskStatus::Todo,
+        TaskStatus::InProgress,
+        TaskStatus::Done,
+        TaskStatus::Cancelled,
+    ];
     pub fn as_str(&self) -> &'static str {
         match self {
             TaskStatus::Todo => "todo",
@@ -95,7 +101,9 @@ impl FromStr for TaskStatus {
         TaskStatus::ALL
             .into_iter()
             .find(|t| t.as_str() == s)
-            .ok_or_else(|| format!("unknown status {s:?}; use one of todo, in_progress, done, cancelled"))
+            .ok_or_else(|| {
+                format!("unknown status {s:?}; use one of todo, in_progress, done, cancelled")
+            })
     }
 }
 
@@ -115,7 +123,12 @@ pub struct TaskFields {
 
 impl Default for TaskFields {
     fn default() -> Self {
-        TaskFields { status: TaskStatus::Todo, priority: 0, due_at: None, completed_at: None }
+        TaskFields {
+            status: TaskStatus::Todo,
+            priority: 0,
+            due_at: None,
+            completed_at: None,
+        }
     }
 }
 
@@ -184,8 +197,11 @@ impl EntityState {
                 content: created.content.clone(),
                 tags: TagSet::from_names(created.tags.iter().cloned()),
                 task: created.task.clone().map(|mut task| {
-                    task.completed_at =
-                        if task.status == TaskStatus::Done { Some(recorded_at) } else { None };
+                    task.completed_at = if task.status == TaskStatus::Done {
+                        Some(recorded_at)
+                    } else {
+                        None
+                    };
                     task
                 }),
                 metadata: created.metadata.clone(),
@@ -246,8 +262,11 @@ impl EntityState {
             EntityEvent::TaskStatusChanged(change) => {
                 let task = self.task.get_or_insert_with(TaskFields::default);
                 task.status = change.new;
-                task.completed_at =
-                    if change.new == TaskStatus::Done { Some(recorded_at) } else { None };
+                task.completed_at = if change.new == TaskStatus::Done {
+                    Some(recorded_at)
+                } else {
+                    None
+                };
             }
             EntityEvent::TaskPriorityChanged(change) => {
                 self.task.get_or_insert_with(TaskFields::default).priority = change.new;

@@ -7,7 +7,10 @@ use crate::ids::EntityId;
 pub enum DomainError {
     /// An input broke a rule; `field` names it for API clients.
     #[error("{field}: {message}")]
-    Validation { field: &'static str, message: String },
+    Validation {
+        field: &'static str,
+        message: String,
+    },
     /// The command needs an entity that does not exist (or belongs to someone else).
     #[error("entity {0} not found")]
     EntityNotFound(EntityId),
@@ -25,7 +28,11 @@ pub enum DomainError {
     NotATask(EntityId),
     /// Revert asked for a version the entity never had.
     #[error("entity {id} has no version {version} (current version is {current})")]
-    NoSuchVersion { id: EntityId, version: u64, current: u64 },
+    NoSuchVersion {
+        id: EntityId,
+        version: u64,
+        current: u64,
+    },
     /// The same link already exists.
     #[error("these entities are already linked with kind {kind}")]
     DuplicateRelation { kind: String },
@@ -33,6 +40,9 @@ pub enum DomainError {
 
 impl DomainError {
     pub(crate) fn invalid(field: &'static str, message: impl Into<String>) -> Self {
-        DomainError::Validation { field, message: message.into() }
+        DomainError::Validation {
+            field,
+            message: message.into(),
+        }
     }
 }

@@ -221,7 +221,10 @@ impl EventPayload {
     /// The schema version new events of this type are written with.
     pub fn schema_version(&self) -> u32 {
         let event_type = self.event_type();
-        CATALOGUE.iter().find(|(name, _)| *name == event_type).map_or(1, |(_, v)| *v)
+        CATALOGUE
+            .iter()
+            .find(|(name, _)| *name == event_type)
+            .map_or(1, |(_, v)| *v)
     }
 
     /// The delta, as stored in the log's `data` column.
@@ -248,7 +251,11 @@ impl EventPayload {
 
 /// Reads a stored payload of any schema version, upcasting old versions to the
 /// current one. Every version a released binary ever wrote must stay readable here.
-pub fn decode(event_type: &str, schema_version: u32, data: Value) -> Result<EventPayload, DecodeError> {
+pub fn decode(
+    event_type: &str,
+    schema_version: u32,
+    data: Value,
+) -> Result<EventPayload, DecodeError> {
     let fail = |reason: String| DecodeError {
         event_type: event_type.to_string(),
         schema_version,
@@ -260,7 +267,9 @@ pub fn decode(event_type: &str, schema_version: u32, data: Value) -> Result<Even
         .map(|(_, v)| *v)
         .ok_or_else(|| fail("unknown event type".into()))?;
     if schema_version == 0 || schema_version > current {
-        return Err(fail(format!("unsupported schema version (this binary reads 1..={current})")));
+        return Err(fail(format!(
+            "unsupported schema version (this binary reads 1..={current})"
+        )));
     }
     // Upcasters go here, one per (type, old version), each turning vN data into vN+1.
     // None exist yet: every type is at version 1.
@@ -278,7 +287,9 @@ pub fn decode(event_type: &str, schema_version: u32, data: Value) -> Result<Even
         "entity.type_changed" => {
             EventPayload::Entity(EntityEvent::TypeChanged(parse(data).map_err(fail)?))
         }
-        "entity.tags_added" => EventPayload::Entity(EntityEvent::TagsAdded(parse(data).map_err(fail)?)),
+        "entity.tags_added" => {
+            EventPayload::Entity(EntityEvent::TagsAdded(parse(data).map_err(fail)?))
+        }
         "entity.tags_removed" => {
             EventPayload::Entity(EntityEvent::TagsRemoved(parse(data).map_err(fail)?))
         }

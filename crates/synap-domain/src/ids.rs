@@ -105,8 +105,9 @@ impl FromStr for ContentHash {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let bytes = hex::decode(s).map_err(|_| format!("not a hex SHA-256: {s:?}"))?;
-        let array: [u8; 32] =
-            bytes.try_into().map_err(|_| format!("a SHA-256 has 64 hex digits: {s:?}"))?;
+        let array: [u8; 32] = bytes
+            .try_into()
+            .map_err(|_| format!("a SHA-256 has 64 hex digits: {s:?}"))?;
         Ok(Self(array))
     }
 }
@@ -114,7 +115,9 @@ impl FromStr for ContentHash {
 impl TryFrom<&[u8]> for ContentHash {
     type Error = String;
     fn try_from(bytes: &[u8]) -> Result<Self, Self::Error> {
-        let array: [u8; 32] = bytes.try_into().map_err(|_| "a SHA-256 has 32 bytes".to_string())?;
+        let array: [u8; 32] = bytes
+            .try_into()
+            .map_err(|_| "a SHA-256 has 32 bytes".to_string())?;
         Ok(Self(array))
     }
 }

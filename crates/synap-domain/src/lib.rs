@@ -16,7 +16,9 @@ pub mod revert;
 pub mod tags;
 pub mod text;
 
-pub use command::{Change, CreateEntity, DecideContext, EntityCommand, NewContent, TaskInput, decide};
+pub use command::{
+    Change, CreateEntity, DecideContext, EntityCommand, NewContent, TaskInput, decide,
+};
 pub use entity::{ContentRef, EntityState, EntityType, TaskFields, TaskStatus};
 pub use error::DomainError;
 pub use event::{

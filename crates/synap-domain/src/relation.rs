@@ -15,8 +15,14 @@ use serde::{Deserialize, Serialize};
 pub struct RelationKind(String);
 
 impl RelationKind {
-    pub const BUILT_IN: [&'static str; 6] =
-        ["contains", "relates_to", "blocks", "duplicates", "mentions", "derived_from"];
+    pub const BUILT_IN: [&'static str; 6] = [
+        "contains",
+        "relates_to",
+        "blocks",
+        "duplicates",
+        "mentions",
+        "derived_from",
+    ];
     pub const MENTIONS: &'static str = "mentions";
     pub const DEFAULT: &'static str = "relates_to";
 
@@ -27,7 +33,9 @@ impl RelationKind {
         let valid = !kind.is_empty()
             && kind.len() <= RELATION_KIND_CHARS_MAX
             && kind.starts_with(|c: char| c.is_ascii_lowercase())
-            && kind.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+            && kind
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
         if !valid {
             return Err(DomainError::invalid(
                 "kind",
@@ -133,7 +141,10 @@ pub fn decide_link(
     context: &LinkContext,
 ) -> Result<RelationEvent, DomainError> {
     if source_id == target_id {
-        return Err(DomainError::invalid("target_id", "an entity cannot be linked to itself"));
+        return Err(DomainError::invalid(
+            "target_id",
+            "an entity cannot be linked to itself",
+        ));
     }
     if !context.source_exists {
         return Err(DomainError::EntityNotFound(source_id));
@@ -142,7 +153,9 @@ pub fn decide_link(
         return Err(DomainError::EntityNotFound(target_id));
     }
     if context.duplicate {
-        return Err(DomainError::DuplicateRelation { kind: kind.as_str().to_string() });
+        return Err(DomainError::DuplicateRelation {
+            kind: kind.as_str().to_string(),
+        });
     }
     Ok(RelationEvent::Created(RelationCreated {
         source_id,

@@ -14,14 +14,22 @@ pub fn events_to_restore(current: &EntityState, target: &EntityState) -> Vec<Ent
         events.push(EntityEvent::Restored);
     }
     if current.entity_type != target.entity_type {
-        events.push(EntityEvent::TypeChanged(FieldChange { old: current.entity_type, new: target.entity_type }));
+        events.push(EntityEvent::TypeChanged(FieldChange {
+            old: current.entity_type,
+            new: target.entity_type,
+        }));
     }
     if current.title != target.title {
-        events.push(EntityEvent::TitleChanged(FieldChange { old: current.title.clone(), new: target.title.clone() }));
+        events.push(EntityEvent::TitleChanged(FieldChange {
+            old: current.title.clone(),
+            new: target.title.clone(),
+        }));
     }
     if current.content != target.content {
         let media_type = match (&current.content, &target.content) {
-            (Some(old), Some(new)) if old.media_type != new.media_type => Some(new.media_type.clone()),
+            (Some(old), Some(new)) if old.media_type != new.media_type => {
+                Some(new.media_type.clone())
+            }
             (None, Some(new)) => Some(new.media_type.clone()),
             _ => None,
         };
@@ -32,13 +40,21 @@ pub fn events_to_restore(current: &EntityState, target: &EntityState) -> Vec<Ent
             media_type,
         }));
     }
-    let removed: Vec<String> =
-        current.tags.names().filter(|t| !target.tags.contains(t)).map(str::to_string).collect();
+    let removed: Vec<String> = current
+        .tags
+        .names()
+        .filter(|t| !target.tags.contains(t))
+        .map(str::to_string)
+        .collect();
     if !removed.is_empty() {
         events.push(EntityEvent::TagsRemoved(TagsChanged { tags: removed }));
     }
-    let added: Vec<String> =
-        target.tags.names().filter(|t| !current.tags.contains(t)).map(str::to_string).collect();
+    let added: Vec<String> = target
+        .tags
+        .names()
+        .filter(|t| !current.tags.contains(t))
+        .map(str::to_string)
+        .collect();
     if !added.is_empty() {
         events.push(EntityEvent::TagsAdded(TagsChanged { tags: added }));
     }
@@ -48,20 +64,33 @@ pub fn events_to_restore(current: &EntityState, target: &EntityState) -> Vec<Ent
             set.insert(key.clone(), value.clone());
         }
     }
-    let unset: Vec<String> =
-        current.metadata.keys().filter(|k| !target.metadata.contains_key(*k)).cloned().collect();
+    let unset: Vec<String> = current
+        .metadata
+        .keys()
+        .filter(|k| !target.metadata.contains_key(*k))
+        .cloned()
+        .collect();
     if !set.is_empty() || !unset.is_empty() {
         events.push(EntityEvent::MetadataChanged(MetadataChanged { set, unset }));
     }
     if let (Some(now), Some(then)) = (&current.task, &target.task) {
         if now.status != then.status {
-            events.push(EntityEvent::TaskStatusChanged(FieldChange { old: now.status, new: then.status }));
+            events.push(EntityEvent::TaskStatusChanged(FieldChange {
+                old: now.status,
+                new: then.status,
+            }));
         }
         if now.priority != then.priority {
-            events.push(EntityEvent::TaskPriorityChanged(FieldChange { old: now.priority, new: then.priority }));
+            events.push(EntityEvent::TaskPriorityChanged(FieldChange {
+                old: now.priority,
+                new: then.priority,
+            }));
         }
         if now.due_at != then.due_at {
-            events.push(EntityEvent::TaskDueChanged(FieldChange { old: now.due_at, new: then.due_at }));
+            events.push(EntityEvent::TaskDueChanged(FieldChange {
+                old: now.due_at,
+                new: then.due_at,
+            }));
         }
     }
     if !current.is_deleted() && target.is_deleted() {

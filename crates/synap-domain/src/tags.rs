@@ -90,6 +90,8 @@ impl Serialize for TagSet {
 
 impl<'de> Deserialize<'de> for TagSet {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        Ok(TagSet::from_names(Vec::<String>::deserialize(deserializer)?))
+        Ok(TagSet::from_names(Vec::<String>::deserialize(
+            deserializer,
+        )?))
     }
 }

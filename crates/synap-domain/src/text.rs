@@ -43,7 +43,9 @@ pub fn preview(body: &str) -> String {
         let stripped = if in_fence {
             trimmed
         } else {
-            trimmed.trim_start_matches(['#', '>', '-', '*', '+', ' ']).trim_start()
+            trimmed
+                .trim_start_matches(['#', '>', '-', '*', '+', ' '])
+                .trim_start()
         };
         let stripped = stripped
             .strip_prefix("[ ] ")
@@ -62,23 +64,22 @@ fn push_plain(out: &mut String, line: &str) {
     let mut rest = line;
     out.push(' ');
     while !rest.is_empty() {
-        if let Some(after) = rest.strip_prefix("[[") {
-            if let Some(end) = after.find("]]") {
-                let inner = &after[..end];
-                let shown = inner.split_once('|').map_or(inner, |(_, alias)| alias);
-                out.push_str(shown);
-                rest = &after[end + 2..];
-                continue;
-            }
+        if let Some(after) = rest.strip_prefix("[[")
+            && let Some(end) = after.find("]]")
+        {
+            let inner = &after[..end];
+            let shown = inner.split_once('|').map_or(inner, |(_, alias)| alias);
+            out.push_str(shown);
+            rest = &after[end + 2..];
+            continue;
         }
-        if let Some(after) = rest.strip_prefix('[') {
-            if let Some(close) = after.find("](") {
-                if let Some(end) = after[close + 2..].find(')') {
-                    out.push_str(&after[..close]);
-                    rest = &after[close + 2 + end + 1..];
-                    continue;
-                }
-            }
+        if let Some(after) = rest.strip_prefix('[')
+            && let Some(close) = after.find("](")
+            && let Some(end) = after[close + 2..].find(')')
+        {
+            out.push_str(&after[..close]);
+            rest = &after[close + 2 + end + 1..];
+            continue;
         }
         let mut chars = rest.chars();
         let c = chars.next().unwrap_or(' ');
@@ -126,20 +127,21 @@ pub fn wikilinks(body: &str) -> Vec<WikiTarget> {
                 rest = &rest[1..];
                 continue;
             }
-            if !in_code && rest.starts_with("[[") {
-                if let Some(end) = rest[2..].find("]]") {
-                    let inner = &rest[2..2 + end];
-                    rest = &rest[2 + end + 2..];
-                    if let Some(target) = parse_wikilink(inner) {
-                        if !targets.contains(&target) {
-                            targets.push(target);
-                            if targets.len() == WIKILINKS_PER_ENTITY_MAX {
-                                return targets;
-                            }
-                        }
+            if !in_code
+                && rest.starts_with("[[")
+                && let Some(end) = rest[2..].find("]]")
+            {
+                let inner = &rest[2..2 + end];
+                rest = &rest[2 + end + 2..];
+                if let Some(target) = parse_wikilink(inner)
+                    && !targets.contains(&target)
+                {
+                    targets.push(target);
+                    if targets.len() == WIKILINKS_PER_ENTITY_MAX {
+                        return targets;
                     }
-                    continue;
                 }
+                continue;
             }
             let mut chars = rest.chars();
             chars.next();
@@ -154,7 +156,10 @@ fn parse_wikilink(inner: &str) -> Option<WikiTarget> {
         return None;
     }
     let target = inner.split_once('|').map_or(inner, |(target, _)| target);
-    let target = target.split_once('#').map_or(target, |(page, _)| page).trim();
+    let target = target
+        .split_once('#')
+        .map_or(target, |(page, _)| page)
+        .trim();
     if target.is_empty() {
         return None;
     }
@@ -342,7 +347,10 @@ fn match_spans(chars: &[char], terms: &[QueryTerm]) -> Vec<(usize, usize)> {
                     let mut end = i + needle.len();
                     if at_word_start {
                         // Highlight the whole word the prefix starts.
-                        while end < folded.len() && folded[end].is_alphanumeric() && !is_cjk(folded[end]) {
+                        while end < folded.len()
+                            && folded[end].is_alphanumeric()
+                            && !is_cjk(folded[end])
+                        {
                             end += 1;
                         }
                     }
@@ -371,7 +379,9 @@ fn match_spans(chars: &[char], terms: &[QueryTerm]) -> Vec<(usize, usize)> {
 /// Whether every term of `terms` occurs in `text` (title or body).
 pub fn matches_all(text: &str, terms: &[QueryTerm]) -> bool {
     let chars: Vec<char> = text.chars().collect();
-    terms.iter().all(|term| !match_spans(&chars, std::slice::from_ref(term)).is_empty())
+    terms
+        .iter()
+        .all(|term| !match_spans(&chars, std::slice::from_ref(term)).is_empty())
 }
 
 /// A snippet of `text` around the first match of `terms`, about `SNIPPET_CHARS`
@@ -379,15 +389,18 @@ pub fn matches_all(text: &str, terms: &[QueryTerm]) -> bool {
 /// HTML-escaped, so the snippet can be shown as HTML as it is. `…` marks a cut.
 /// Without a match, the start of the text.
 pub fn snippet(text: &str, terms: &[QueryTerm]) -> String {
-    let chars: Vec<char> = text.chars().map(|c| if c.is_whitespace() { ' ' } else { c }).collect();
+    let chars: Vec<char> = text
+        .chars()
+        .map(|c| if c.is_whitespace() { ' ' } else { c })
+        .collect();
     let spans = match_spans(&chars, terms);
     let first = spans.first().map_or(0, |span| span.0);
     let mut start = first.saturating_sub(SNIPPET_CHARS / 4);
     // Start at a word boundary when one is near.
-    if start > 0 {
-        if let Some(offset) = chars[start..first].iter().position(|c| *c == ' ') {
-            start += offset + 1;
-        }
+    if start > 0
+        && let Some(offset) = chars[start..first].iter().position(|c| *c == ' ')
+    {
+        start += offset + 1;
     }
     let end = (start + SNIPPET_CHARS).min(chars.len());
     let mut out = String::new();
@@ -471,7 +484,8 @@ mod tests {
 
     #[test]
     fn previews_are_plain_text() {
-        let body = "# Title\n\nSee [[Other note|the other]] and [a link](http://x).\n- **bold** item";
+        let body =
+            "# Title\n\nSee [[Other note|the other]] and [a link](http://x).\n- **bold** item";
         assert_eq!(preview(body), "Title See the other and a link. bold item");
         assert_eq!(preview(&"é".repeat(300)).chars().count(), 200);
     }
@@ -513,13 +527,22 @@ mod tests {
     #[test]
     fn snippets_highlight_matches_in_the_original_text() {
         let terms = parse_query("cafe");
-        assert_eq!(snippet("A <café> in Paris", &terms), "A &lt;<mark>café</mark>&gt; in Paris");
+        assert_eq!(
+            snippet("A <café> in Paris", &terms),
+            "A &lt;<mark>café</mark>&gt; in Paris"
+        );
         let terms = parse_query("菠萝包");
-        assert_eq!(snippet("我今天买了菠萝包。", &terms), "我今天买了<mark>菠萝包</mark>。");
+        assert_eq!(
+            snippet("我今天买了菠萝包。", &terms),
+            "我今天买了<mark>菠萝包</mark>。"
+        );
         let long = format!("{} needle {}", "word ".repeat(100), "tail ".repeat(100));
         let cut = snippet(&long, &parse_query("needle"));
         assert!(cut.starts_with('…') && cut.ends_with('…') && cut.contains("<mark>needle</mark>"));
-        assert!(matches_all("Synchronisation of café", &parse_query("synch CAFE")));
+        assert!(matches_all(
+            "Synchronisation of café",
+            &parse_query("synch CAFE")
+        ));
         assert!(!matches_all("Synchronisation", &parse_query("chron")));
     }
 }

@@ -1,0 +1,23 @@
+//! The embedded backend: Synap's store on one SQLite database file.
+//!
+//! - WAL mode; durable commits (`synchronous=FULL`) by default.
+//! - One writer thread per process owns the write connection and groups the
+//!   commands that arrive together into one transaction (group commit), each
+//!   command inside its own savepoint so one refusal does not undo the others.
+//! - Reads use a small pool of read-only connections on blocking threads.
+//! - Two processes on one file are safe: SQLite's locks serialise their writers
+//!   (`BEGIN IMMEDIATE` with a busy timeout) and positions follow commit order.
+//!
+//! Modules: [`schema`] (migrations), [`writer`] (group commit and the
+//! `WriteTransaction` implementation), [`project`] (projection updates),
+//! [`read`] (queries), [`admin`] (rebuild, verify, stats).
+
+mod admin;
+mod codec;
+mod project;
+mod read;
+mod schema;
+mod store;
+mod writer;
+
+pub use store::{SqliteConfig, SqliteStore};

@@ -1,0 +1,593 @@
+//! `SqliteStore`: opening the database, the reader pool, and the trait
+//! implementations that route writes to the writer thread and reads to the pool.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use synap_store::{Clock, SystemClock};
+
+/// How to open an embedded store.
+#[derive(Debug, Clone)]
+pub struct SqliteConfig {
+    /// The database file (created with its directory if missing).
+    pub path: PathBuf,
+    /// `true` (default): every acknowledged commit is synced to disk
+    /// (`synchronous=FULL`). `false`: `synchronous=NORMAL`, which can lose the last
+    /// commits on power loss (never on a process crash).
+    pub durable: bool,
+    /// How long a writer waits for another process's write lock before failing
+    /// with `StoreError::Busy`.
+    pub busy_timeout: Duration,
+    /// Read-only connections in the pool.
+    pub read_connections: usize,
+    pub clock: Arc<dyn Clock>,
+}
+
+impl SqliteConfig {
+    pub fn new(path: impl Into<PathBuf>) -> Self {
+        SqliteConfig {
+            path: path.into(),
+            durable: true,
+            busy_timeout: Duration::from_secs(10),
+            read_connections: 4,
+            clock: Arc::new(SystemClock),
+        }
+    }
+}
+
+use crate::codec::{micros, sql_error, timestamp, uuid};
+use crate::writer::{self, Job};
+use crate::{admin, read};
+use async_trait::async_trait;
+use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
+use std::path::Path;
+use std::sync::Mutex;
+use synap_domain::StoredEvent;
+use synap_domain::event::{EventMetadata, EventPayload, Source, UserCreated, UserEvent};
+use synap_domain::ids::{ContentHash, EntityId, UserId};
+use synap_store::pipeline::NewEvent;
+use synap_store::{
+    Accounts, AsOf, CommandOutcome, CommandRequest, Content, Direction, EntityFilter, EntityView,
+    EventFilter, EventStore, FOREIGN_COMMIT_POLL, Graph, GraphRequest, Maintenance, Page,
+    PageRequest, Progress, ReadModel, RebuildReport, RelationView, Scope, SearchHit, SearchRequest,
+    Stats, StoreError, StoreResult, TagCount, UserSummary, VerifyReport,
+};
+use tokio::sync::{Semaphore, mpsc, oneshot, watch};
+
+/// The email of the local owner, the account one person uses without set-up.
+pub const LOCAL_OWNER_EMAIL: &str = "owner@localhost";
+/// Longest email address accepted.
+const EMAIL_CHARS_MAX: usize = 254;
+
+/// The embedded store. Cheap to clone; all clones share one writer and one pool.
+#[derive(Clone, Debug)]
+pub struct SqliteStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    path: PathBuf,
+    jobs: mpsc::Sender<Job>,
+    head: watch::Receiver<u64>,
+    readers: Mutex<Vec<Connection>>,
+    reader_permits: Semaphore,
+}
+
+impl std::fmt::Debug for Inner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteStore")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}
+
+fn configure(conn: &Connection, config: &SqliteConfig) -> rusqlite::Result<()> {
+    conn.busy_timeout(config.busy_timeout)?;
+    conn.execute_batch(&format!(
+        "PRAGMA journal_mode = WAL; PRAGMA synchronous = {}; PRAGMA foreign_keys = OFF; \
+         PRAGMA temp_store = MEMORY; PRAGMA cache_size = -32768;",
+        if config.durable { "FULL" } else { "NORMAL" }
+    ))?;
+    Ok(())
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database at `config.path`, migrates it, makes
+    /// sure the local owner exists, and starts the writer thread. Must be called
+    /// from within a Tokio runtime.
+    pub fn open(config: SqliteConfig) -> StoreResult<Self> {
+        if let Some(dir) = config.path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| {
+                StoreError::Backend(format!(
+                    "cannot create the data directory {}: {e}",
+                    dir.display()
+                ))
+            })?;
+        }
+        let mut conn = Connection::open(&config.path).map_err(|e| {
+            StoreError::Backend(format!(
+                "cannot open the database {}: {e}",
+                config.path.display()
+            ))
+        })?;
+        configure(&conn, &config).map_err(sql_error)?;
+        crate::schema::migrate(&mut conn).map_err(sql_error)?;
+        ensure_local_owner(&mut conn, config.clock.now())?;
+
+        let mut readers = Vec::with_capacity(config.read_connections.max(1));
+        for _ in 0..config.read_connections.max(1) {
+            let reader = Connection::open_with_flags(
+                &config.path,
+                OpenFlags::SQLITE_OPEN_READ_WRITE
+                    | OpenFlags::SQLITE_OPEN_NO_MUTEX
+                    | OpenFlags::SQLITE_OPEN_URI,
+            )
+            .map_err(sql_error)?;
+            reader
+                .busy_timeout(config.busy_timeout)
+                .map_err(sql_error)?;
+            reader
+                .execute_batch("PRAGMA query_only = ON; PRAGMA cache_size = -16384;")
+                .map_err(sql_error)?;
+            readers.push(reader);
+        }
+
+        let head_position = read::head_position(&conn)?;
+        let (head_tx, head_rx) = watch::channel(head_position);
+        let (jobs_tx, jobs_rx) = mpsc::channel(writer::WRITE_QUEUE_MAX);
+        let clock = config.clock.clone();
+        std::thread::Builder::new()
+            .name("synap-sqlite-writer".into())
+            .spawn(move || writer::run(conn, jobs_rx, head_tx, clock))
+            .map_err(|e| StoreError::Backend(format!("cannot start the writer thread: {e}")))?;
+
+        Ok(SqliteStore {
+            inner: Arc::new(Inner {
+                path: config.path.clone(),
+                jobs: jobs_tx,
+                head: head_rx,
+                reader_permits: Semaphore::new(readers.len()),
+                readers: Mutex::new(readers),
+            }),
+        })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    /// Runs `work` on a pooled read connection, inside one read transaction (a
+    /// consistent snapshot), on a blocking thread.
+    async fn read<T, F>(&self, work: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
+    {
+        let _permit = self
+            .inner
+            .reader_permits
+            .acquire()
+            .await
+            .map_err(|_| StoreError::Closed)?;
+        let conn = self
+            .inner
+            .readers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .pop()
+            .ok_or(StoreError::Closed)?;
+        let (conn, result) = tokio::task::spawn_blocking(move || {
+            let result = conn
+                .execute_batch("BEGIN")
+                .map_err(sql_error)
+                .and_then(|()| {
+                    let result = work(&conn);
+                    let _ = conn.execute_batch("COMMIT");
+                    result
+                });
+            (conn, result)
+        })
+        .await
+        .map_err(|e| StoreError::Backend(format!("a read task failed: {e}")))?;
+        self.inner
+            .readers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(conn);
+        result
+    }
+
+    /// Runs `work` alone on the write connection.
+    async fn exclusive<T, F>(&self, work: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> StoreResult<T> + Send + 'static,
+    {
+        let (reply, answer) = oneshot::channel();
+        let job = Job::Exclusive(Box::new(move |conn| {
+            let _ = reply.send(work(conn));
+        }));
+        self.inner
+            .jobs
+            .send(job)
+            .await
+            .map_err(|_| StoreError::Closed)?;
+        answer.await.map_err(|_| StoreError::Closed)?
+    }
+}
+
+fn user_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<(Vec<u8>, String, String, i64)> {
+    Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
+}
+
+fn user_summary(fields: (Vec<u8>, String, String, i64)) -> StoreResult<UserSummary> {
+    Ok(UserSummary {
+        id: UserId(uuid(&fields.0)?),
+        email: fields.1,
+        role: fields.2,
+        created_at: timestamp(fields.3)?,
+    })
+}
+
+/// Creates a user row and appends `user.created`, in one transaction.
+fn insert_user(
+    conn: &mut Connection,
+    email: &str,
+    role: &str,
+    now: jiff::Timestamp,
+    source: Source,
+) -> StoreResult<UserSummary> {
+    let email = email.trim();
+    let valid = email.chars().count() <= EMAIL_CHARS_MAX
+        && email
+            .split_once('@')
+            .is_some_and(|(local, domain)| !local.is_empty() && !domain.is_empty())
+        && !email.chars().any(|c| c.is_whitespace() || c.is_control());
+    if !valid {
+        return Err(synap_domain::DomainError::Validation {
+            field: "email",
+            message: format!("{email:?} is not an email address"),
+        }
+        .into());
+    }
+    if !matches!(role, "owner" | "admin" | "member") {
+        return Err(synap_domain::DomainError::Validation {
+            field: "role",
+            message: format!("{role:?} is not a role; use owner, admin or member"),
+        }
+        .into());
+    }
+    let tx = conn
+        .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+        .map_err(sql_error)?;
+    let taken = tx
+        .query_row(
+            "SELECT 1 FROM users WHERE email_key = ?1",
+            [email.to_lowercase()],
+            |_| Ok(()),
+        )
+        .optional()
+        .map_err(sql_error)?
+        .is_some();
+    if taken {
+        return Err(synap_domain::DomainError::Validation {
+            field: "email",
+            message: format!("{email} already has an account"),
+        }
+        .into());
+    }
+    let id = UserId::new_v7();
+    tx.execute(
+        "INSERT INTO users (id, email, email_key, role, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+        params![
+            id.as_bytes(),
+            email,
+            email.to_lowercase(),
+            role,
+            micros(now)
+        ],
+    )
+    .map_err(sql_error)?;
+    let payload = EventPayload::User(UserEvent::Created(UserCreated {
+        email: email.to_string(),
+        role: role.to_string(),
+        display_name: None,
+    }));
+    let metadata = EventMetadata {
+        source,
+        ..Default::default()
+    };
+    writer::append_event(
+        &tx,
+        &NewEvent {
+            id: uuid::Uuid::now_v7(),
+            aggregate_id: id.0,
+            version: 1,
+            payload: &payload,
+            user_id: id,
+            metadata: &metadata,
+            recorded_at: now,
+        },
+    )?;
+    tx.commit().map_err(sql_error)?;
+    Ok(UserSummary {
+        id,
+        email: email.to_string(),
+        role: role.to_string(),
+        created_at: now,
+    })
+}
+
+fn ensure_local_owner(conn: &mut Connection, now: jiff::Timestamp) -> StoreResult<()> {
+    let exists = conn
+        .query_row(
+            "SELECT 1 FROM users WHERE role = 'owner' LIMIT 1",
+            [],
+            |_| Ok(()),
+        )
+        .optional()
+        .map_err(sql_error)?
+        .is_some();
+    if exists {
+        return Ok(());
+    }
+    match insert_user(conn, LOCAL_OWNER_EMAIL, "owner", now, Source::System) {
+        // Another process created the owner between our check and our insert.
+        Err(StoreError::Domain(_)) => Ok(()),
+        other => other.map(|_| ()),
+    }
+}
+
+#[async_trait]
+impl EventStore for SqliteStore {
+    async fn execute(&self, request: CommandRequest) -> StoreResult<CommandOutcome> {
+        let (reply, answer) = oneshot::channel();
+        self.inner
+            .jobs
+            .send(Job::Command {
+                request: Box::new(request),
+                reply,
+            })
+            .await
+            .map_err(|_| StoreError::Closed)?;
+        answer.await.map_err(|_| StoreError::Closed)?
+    }
+
+    async fn read_events(
+        &self,
+        scope: &Scope,
+        filter: &EventFilter,
+    ) -> StoreResult<Vec<StoredEvent>> {
+        let (user, filter) = (scope.user_id, filter.clone());
+        self.read(move |conn| read::read_events(conn, &user, &filter))
+            .await
+    }
+
+    async fn head_position(&self) -> StoreResult<u64> {
+        self.read(read::head_position).await
+    }
+
+    async fn wait_for_events(&self, after: u64, timeout: Duration) -> StoreResult<u64> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut head = self.inner.head.clone();
+        loop {
+            let known = *head.borrow_and_update();
+            if known > after {
+                return Ok(known);
+            }
+            // Commits by other processes do not signal us: look at the file.
+            let on_disk = self.head_position().await?;
+            if on_disk > after {
+                return Ok(on_disk);
+            }
+            let now = tokio::time::Instant::now();
+            if now >= deadline {
+                return Ok(known.max(on_disk));
+            }
+            let pause = FOREIGN_COMMIT_POLL.min(deadline - now);
+            tokio::select! {
+                changed = head.changed() => { if changed.is_err() { return Err(StoreError::Closed); } }
+                () = tokio::time::sleep(pause) => {}
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl ReadModel for SqliteStore {
+    async fn entity(&self, scope: &Scope, id: EntityId) -> StoreResult<Option<EntityView>> {
+        let user = scope.user_id;
+        self.read(move |conn| read::entity(conn, &user, id)).await
+    }
+
+    async fn entity_at(
+        &self,
+        scope: &Scope,
+        id: EntityId,
+        as_of: AsOf,
+    ) -> StoreResult<Option<EntityView>> {
+        let user = scope.user_id;
+        self.read(move |conn| read::entity_at(conn, &user, id, as_of))
+            .await
+    }
+
+    async fn content(&self, scope: &Scope, hash: ContentHash) -> StoreResult<Option<Content>> {
+        let user = scope.user_id;
+        self.read(move |conn| read::content(conn, &user, hash))
+            .await
+    }
+
+    async fn history(
+        &self,
+        scope: &Scope,
+        id: EntityId,
+        page: &PageRequest,
+    ) -> StoreResult<Page<StoredEvent>> {
+        let (user, page) = (scope.user_id, page.clone());
+        self.read(move |conn| read::history(conn, &user, id, &page))
+            .await
+    }
+
+    async fn list_entities(
+        &self,
+        scope: &Scope,
+        filter: &EntityFilter,
+        page: &PageRequest,
+    ) -> StoreResult<Page<EntityView>> {
+        let (user, filter, page) = (scope.user_id, filter.clone(), page.clone());
+        self.read(move |conn| read::list_entities(conn, &user, &filter, &page))
+            .await
+    }
+
+    async fn relations(
+        &self,
+        scope: &Scope,
+        id: EntityId,
+        direction: Direction,
+    ) -> StoreResult<Vec<RelationView>> {
+        let user = scope.user_id;
+        self.read(move |conn| read::relations(conn, &user, id, direction))
+            .await
+    }
+
+    async fn graph(&self, scope: &Scope, request: &GraphRequest) -> StoreResult<Graph> {
+        let (user, request) = (scope.user_id, request.clone());
+        self.read(move |conn| read::graph(conn, &user, &request))
+            .await
+    }
+
+    async fn tags(&self, scope: &Scope) -> StoreResult<Vec<TagCount>> {
+        let user = scope.user_id;
+        self.read(move |conn| read::tags(conn, &user)).await
+    }
+
+    async fn search(&self, scope: &Scope, request: &SearchRequest) -> StoreResult<Vec<SearchHit>> {
+        let (user, request) = (scope.user_id, request.clone());
+        self.read(move |conn| read::search(conn, &user, &request))
+            .await
+    }
+}
+
+#[async_trait]
+impl Maintenance for SqliteStore {
+    async fn verify(&self, progress: Progress<'_>) -> StoreResult<VerifyReport> {
+        let live = self.inner.path.clone();
+        let scratch = scratch_path(&live);
+        // The progress callback is borrowed; run on this thread's blocking section.
+        let result = tokio::task::block_in_place(|| admin::verify(&live, &scratch, progress));
+        let _ = std::fs::remove_file(&scratch);
+        result
+    }
+
+    async fn rebuild(&self, progress: Progress<'_>) -> StoreResult<RebuildReport> {
+        // The writer runs the rebuild; progress is relayed through a channel.
+        let (progress_tx, mut progress_rx) = mpsc::unbounded_channel::<(u64, u64)>();
+        let rebuild = self.exclusive(move |conn| {
+            admin::rebuild(conn, &move |done, total| {
+                let _ = progress_tx.send((done, total));
+            })
+        });
+        tokio::pin!(rebuild);
+        loop {
+            tokio::select! {
+                result = &mut rebuild => {
+                    while let Ok((done, total)) = progress_rx.try_recv() { progress(done, total); }
+                    return result;
+                }
+                Some((done, total)) = progress_rx.recv() => progress(done, total),
+            }
+        }
+    }
+
+    async fn stats(&self) -> StoreResult<Stats> {
+        let path = self.inner.path.clone();
+        self.read(move |conn| {
+            let count = |sql: &str| -> StoreResult<u64> {
+                conn.query_row(sql, [], |r| r.get::<_, i64>(0))
+                    .map(|n| n as u64)
+                    .map_err(sql_error)
+            };
+            let events = count("SELECT count(*) FROM events")?;
+            let entities = count("SELECT count(*) FROM entities")?;
+            let relations = count("SELECT count(*) FROM relations")?;
+            let users = count("SELECT count(*) FROM users")?;
+            let content_versions = count("SELECT count(*) FROM contents")?;
+            let content_bytes = count("SELECT coalesce(sum(size), 0) FROM contents")?;
+            let bytes_on_disk = ["", "-wal", "-shm"]
+                .iter()
+                .filter_map(|suffix| {
+                    let mut file = path.clone().into_os_string();
+                    file.push(suffix);
+                    std::fs::metadata(file).ok().map(|m| m.len())
+                })
+                .sum::<u64>();
+            let amplification = if content_bytes == 0 {
+                0.0
+            } else {
+                bytes_on_disk as f64 / content_bytes as f64
+            };
+            Ok(Stats {
+                events,
+                entities,
+                relations,
+                users,
+                content_versions,
+                content_bytes,
+                bytes_on_disk,
+                amplification,
+            })
+        })
+        .await
+    }
+}
+
+fn scratch_path(live: &Path) -> PathBuf {
+    let mut name = live
+        .file_name()
+        .map(|n| n.to_os_string())
+        .unwrap_or_default();
+    name.push(format!(".verify-{}", uuid::Uuid::now_v7().simple()));
+    live.with_file_name(name)
+}
+
+#[async_trait]
+impl Accounts for SqliteStore {
+    async fn local_owner(&self) -> StoreResult<UserSummary> {
+        self.read(|conn| {
+            let fields = conn
+                .query_row(
+                    "SELECT id, email, role, created_at FROM users WHERE role = 'owner' ORDER BY created_at, id LIMIT 1",
+                    [],
+                    user_from_row,
+                )
+                .map_err(sql_error)?;
+            user_summary(fields)
+        })
+        .await
+    }
+
+    async fn user_by_email(&self, email: &str) -> StoreResult<Option<UserSummary>> {
+        let key = email.trim().to_lowercase();
+        self.read(move |conn| {
+            conn.query_row(
+                "SELECT id, email, role, created_at FROM users WHERE email_key = ?1",
+                [key],
+                user_from_row,
+            )
+            .optional()
+            .map_err(sql_error)?
+            .map(user_summary)
+            .transpose()
+        })
+        .await
+    }
+
+    async fn create_user(&self, email: &str, role: &str) -> StoreResult<UserSummary> {
+        let (email, role) = (email.to_string(), role.to_string());
+        self.exclusive(move |conn| {
+            insert_user(conn, &email, &role, jiff::Timestamp::now(), Source::Api)
+        })
+        .await
+    }
+}

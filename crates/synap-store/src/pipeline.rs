@@ -1,0 +1,348 @@
+//! The command pipeline, shared by every backend: what happens to a command inside
+//! one write transaction.
+//!
+//! 1. a command id seen before returns its recorded outcome (idempotency);
+//! 2. load the aggregate's current state and check the expected version;
+//! 3. gather what `decide` needs (current body, canonical tag spellings, revert target);
+//! 4. `decide` → delta events; store each new content body once;
+//! 5. append the events (the database enforces `(aggregate_id, version)` and event
+//!    id uniqueness), fold them, update the projections, snapshot every 64 versions;
+//! 6. keep `mentions` relations in step with the `[[wikilinks]]` of new content;
+//! 7. record the outcome under the command id.
+//!
+//! Backends implement [`WriteTransaction`] with their SQL and call [`run_command`]
+//! while they hold their write transaction; they commit afterwards.
+
+use crate::api::{AppendedEvent, CommandOutcome, CommandRequest, Scope, StoreError, StoreResult, Target};
+use crate::fold::SNAPSHOT_INTERVAL;
+use jiff::Timestamp;
+use std::collections::{BTreeSet, HashMap};
+use synap_domain::command::{Change, DecideContext, EntityCommand, decide};
+use synap_domain::entity::{ContentRef, EntityState};
+use synap_domain::event::{EntityEvent, EventMetadata, EventPayload, RelationEvent};
+use synap_domain::ids::{ContentHash, EntityId, RelationId, UserId};
+use synap_domain::relation::{self, LinkContext, RelationKind, RelationState};
+use synap_domain::text::{WikiTarget, title_key, wikilinks};
+use synap_domain::{DomainError, NewContent};
+use uuid::Uuid;
+
+/// An event about to be appended.
+#[derive(Debug, Clone, Copy)]
+pub struct NewEvent<'a> {
+    pub id: Uuid,
+    pub aggregate_id: Uuid,
+    pub version: u64,
+    pub payload: &'a EventPayload,
+    pub user_id: UserId,
+    pub metadata: &'a EventMetadata,
+    pub recorded_at: Timestamp,
+}
+
+/// The operations the pipeline needs from a backend's open write transaction.
+/// Every method acts inside that one transaction; reads see the transaction's own
+/// earlier writes.
+pub trait WriteTransaction {
+    /// The outcome recorded for `command_id` by an earlier command of this user.
+    fn replayed_outcome(&mut self, scope: &Scope, command_id: Uuid) -> StoreResult<Option<CommandOutcome>>;
+    fn record_outcome(&mut self, scope: &Scope, command_id: Uuid, outcome: &CommandOutcome) -> StoreResult<()>;
+
+    /// Current state of an entity of this user (deleted ones included).
+    fn entity_state(&mut self, scope: &Scope, id: EntityId) -> StoreResult<Option<EntityState>>;
+    /// State of an entity at `version` (fold from the nearest snapshot).
+    fn entity_at_version(&mut self, scope: &Scope, id: EntityId, version: u64) -> StoreResult<Option<EntityState>>;
+    fn relation_state(&mut self, scope: &Scope, id: RelationId) -> StoreResult<Option<RelationState>>;
+    fn content_body(&mut self, scope: &Scope, hash: ContentHash) -> StoreResult<Option<String>>;
+    /// Canonical spellings of the user's existing tags, by key, for the keys given.
+    fn tag_spellings(&mut self, scope: &Scope, keys: &[String]) -> StoreResult<HashMap<String, String>>;
+    /// Whether a live (not deleted) entity with this id belongs to the user.
+    fn live_entity_exists(&mut self, scope: &Scope, id: EntityId) -> StoreResult<bool>;
+    /// Live entities by title key (lowercase, trimmed); the oldest wins a tie.
+    fn entities_by_title(&mut self, scope: &Scope, title_keys: &[String]) -> StoreResult<HashMap<String, EntityId>>;
+    /// Live `mentions` relations from an entity.
+    fn mentions_from(&mut self, scope: &Scope, source_id: EntityId) -> StoreResult<Vec<RelationState>>;
+    fn live_relation_exists(
+        &mut self,
+        scope: &Scope,
+        source_id: EntityId,
+        target_id: EntityId,
+        kind: &RelationKind,
+    ) -> StoreResult<bool>;
+
+    /// Stores a body under its hash unless this user already has that hash.
+    fn put_content(&mut self, scope: &Scope, content: &ContentRef, body: &str) -> StoreResult<()>;
+    /// Appends one event and returns its position. Must fail (and the caller rolls
+    /// back) if `(aggregate_id, version)` or the event id already exists.
+    fn append(&mut self, event: NewEvent<'_>) -> StoreResult<u64>;
+    /// Brings the entity projections (entity row, tags and counts, task details,
+    /// full-text index) from `before` to `after`. `body` is the body of
+    /// `after.content` when the caller has it at hand; otherwise the backend reads it.
+    fn project_entity(&mut self, before: Option<&EntityState>, after: &EntityState, body: Option<&str>) -> StoreResult<()>;
+    fn project_relation(&mut self, before: Option<&RelationState>, after: &RelationState) -> StoreResult<()>;
+    /// Caches a state for time travel.
+    fn save_snapshot(&mut self, state: &EntityState) -> StoreResult<()>;
+}
+
+/// Runs one command inside the caller's transaction. On `Err`, the caller must roll
+/// back everything this call wrote.
+pub fn run_command<T: WriteTransaction + ?Sized>(
+    tx: &mut T,
+    request: &CommandRequest,
+    now: Timestamp,
+    new_id: &mut dyn FnMut() -> Uuid,
+) -> StoreResult<CommandOutcome> {
+    let scope = &request.scope;
+    if let Some(mut outcome) = tx.replayed_outcome(scope, request.command_id)? {
+        outcome.replayed = true;
+        return Ok(outcome);
+    }
+    let mut writer = Appender { request, now, new_id, appended: Vec::new() };
+    let (aggregate_id, version) = match &request.target {
+        Target::Entity { id, command } => run_entity(tx, &mut writer, *id, command)?,
+        Target::Link { id, source_id, target_id, kind } => {
+            let before = tx.relation_state(scope, *id)?;
+            check_expected(request, id.0, before.as_ref().map_or(0, |r| r.version))?;
+            if before.is_some() {
+                return Err(DomainError::Validation {
+                    field: "id",
+                    message: format!("relation id {id} is already used"),
+                }
+                .into());
+            }
+            let context = LinkContext {
+                source_exists: tx.live_entity_exists(scope, *source_id)?,
+                target_exists: tx.live_entity_exists(scope, *target_id)?,
+                duplicate: tx.live_relation_exists(scope, *source_id, *target_id, kind)?,
+            };
+            let event = relation::decide_create(*source_id, *target_id, kind, &context)?;
+            let after = writer.append_relation(tx, *id, None, event, None)?;
+            (id.0, after.version)
+        }
+        Target::Unlink { id } => {
+            let before = tx.relation_state(scope, *id)?;
+            check_expected(request, id.0, before.as_ref().map_or(0, |r| r.version))?;
+            let event = relation::decide_delete(before.as_ref())?;
+            let after = writer.append_relation(tx, *id, before, event, None)?;
+            (id.0, after.version)
+        }
+    };
+    let outcome = CommandOutcome { aggregate_id, version, events: writer.appended, replayed: false };
+    tx.record_outcome(scope, request.command_id, &outcome)?;
+    Ok(outcome)
+}
+
+fn check_expected(request: &CommandRequest, aggregate_id: Uuid, current: u64) -> StoreResult<()> {
+    match request.expected_version {
+        Some(expected) if expected != current => Err(StoreError::Conflict { aggregate_id, expected, current }),
+        _ => Ok(()),
+    }
+}
+
+fn run_entity<T: WriteTransaction + ?Sized>(
+    tx: &mut T,
+    writer: &mut Appender<'_>,
+    id: EntityId,
+    command: &EntityCommand,
+) -> StoreResult<(Uuid, u64)> {
+    let scope = &writer.request.scope;
+    let before = tx.entity_state(scope, id)?;
+    let current_version = before.as_ref().map_or(0, |s| s.version);
+    check_expected(writer.request, id.0, current_version)?;
+
+    let current_body = match (&before, command.needs_current_body()) {
+        (Some(EntityState { content: Some(content), .. }), true) => tx.content_body(scope, content.hash)?,
+        _ => None,
+    };
+    let tag_spellings = tx.tag_spellings(scope, &command.tag_keys())?;
+    let revert_target = match command {
+        EntityCommand::RevertTo { version } if (1..=current_version).contains(version) => {
+            tx.entity_at_version(scope, id, *version)?
+        }
+        _ => None,
+    };
+    let context = DecideContext {
+        current_body: current_body.as_deref(),
+        tag_spellings,
+        revert_target: revert_target.as_ref(),
+    };
+    let events = decide(id, before.as_ref(), command, &context)?;
+    if events.is_empty() {
+        return Ok((id.0, current_version));
+    }
+
+    // Bodies given with the command, by hash; bodies restored by a revert are
+    // already in the content store.
+    let bodies: HashMap<ContentHash, &NewContent> = command_bodies(command);
+    let mut state = before.clone();
+    let mut content_event_id = None;
+    for event in events {
+        if let Some(new) = new_content_hash(&event).and_then(|hash| bodies.get(&hash)) {
+            tx.put_content(scope, &new.content_ref(), &new.body)?;
+        }
+        let is_content_change = matches!(event, EntityEvent::ContentChanged(_))
+            || matches!(&event, EntityEvent::Created(created) if created.content.is_some());
+        let version = state.as_ref().map_or(1, |s| s.version + 1);
+        let payload = EventPayload::Entity(event);
+        let event_id = writer.append(tx, id.0, version, &payload, None)?;
+        if is_content_change {
+            content_event_id = Some(event_id);
+        }
+        let EventPayload::Entity(event) = &payload else { unreachable!("built above") };
+        state = EntityState::evolve(state, id, scope.user_id, version, writer.now, event);
+        if let Some(state) = &state
+            && version % SNAPSHOT_INTERVAL == 0 {
+                tx.save_snapshot(state)?;
+            }
+    }
+    let after = state.ok_or_else(|| StoreError::Corrupt(format!("entity {id} folded to nothing")))?;
+    let after_body: Option<&str> = after.content.as_ref().and_then(|c| bodies.get(&c.hash)).map(|c| c.body.as_str());
+    tx.project_entity(before.as_ref(), &after, after_body)?;
+
+    let content_changed = before.as_ref().map(|b| &b.content) != Some(&after.content);
+    if content_changed {
+        let body = match (&after.content, after_body) {
+            (None, _) => String::new(),
+            (Some(_), Some(body)) => body.to_string(),
+            (Some(content), None) => tx.content_body(scope, content.hash)?.unwrap_or_default(),
+        };
+        sync_mentions(tx, writer, &after, &body, content_event_id)?;
+    }
+    Ok((id.0, after.version))
+}
+
+/// Creates and deletes `mentions` relations so that they match the wikilinks of `body`.
+fn sync_mentions<T: WriteTransaction + ?Sized>(
+    tx: &mut T,
+    writer: &mut Appender<'_>,
+    entity: &EntityState,
+    body: &str,
+    cause: Option<Uuid>,
+) -> StoreResult<()> {
+    let scope = &writer.request.scope;
+    let targets = wikilinks(body);
+    let title_keys: Vec<String> = targets
+        .iter()
+        .filter_map(|t| match t {
+            WikiTarget::Title(title) => Some(title_key(title)),
+            WikiTarget::Id(_) => None,
+        })
+        .collect();
+    let by_title = tx.entities_by_title(scope, &title_keys)?;
+    let mut desired: BTreeSet<EntityId> = BTreeSet::new();
+    for target in &targets {
+        let resolved = match target {
+            WikiTarget::Id(id) => tx.live_entity_exists(scope, *id)?.then_some(*id),
+            WikiTarget::Title(title) => by_title.get(&title_key(title)).copied(),
+        };
+        if let Some(id) = resolved.filter(|id| *id != entity.id) {
+            desired.insert(id);
+        }
+    }
+    let existing = tx.mentions_from(scope, entity.id)?;
+    for relation in &existing {
+        if !desired.contains(&relation.target_id) {
+            writer.append_relation(tx, relation.id, Some(relation.clone()), RelationEvent::Deleted, cause)?;
+        }
+    }
+    for target_id in desired {
+        if existing.iter().any(|r| r.target_id == target_id) {
+            continue;
+        }
+        let event = relation::decide_link(
+            entity.id,
+            target_id,
+            &RelationKind::mentions(),
+            &LinkContext { source_exists: true, target_exists: true, duplicate: false },
+        )?;
+        let id = RelationId((writer.new_id)());
+        writer.append_relation(tx, id, None, event, cause)?;
+    }
+    Ok(())
+}
+
+fn command_bodies(command: &EntityCommand) -> HashMap<ContentHash, &NewContent> {
+    let contents: Vec<&NewContent> = match command {
+        EntityCommand::Create(create) => create.content.iter().collect(),
+        EntityCommand::Change(changes) => changes
+            .iter()
+            .filter_map(|change| match change {
+                Change::Content(Some(content)) => Some(content),
+                _ => None,
+            })
+            .collect(),
+        _ => Vec::new(),
+    };
+    contents.into_iter().map(|c| (ContentHash::of(c.body.as_bytes()), c)).collect()
+}
+
+fn new_content_hash(event: &EntityEvent) -> Option<ContentHash> {
+    match event {
+        EntityEvent::Created(created) => created.content.as_ref().map(|c| c.hash),
+        EntityEvent::ContentChanged(change) => change.new_hash,
+        _ => None,
+    }
+}
+
+/// Appends events for one command: the first event takes the command id, later
+/// ones fresh ids; every appended event is reported in the outcome.
+struct Appender<'a> {
+    request: &'a CommandRequest,
+    now: Timestamp,
+    new_id: &'a mut dyn FnMut() -> Uuid,
+    appended: Vec<AppendedEvent>,
+}
+
+impl Appender<'_> {
+    fn append<T: WriteTransaction + ?Sized>(
+        &mut self,
+        tx: &mut T,
+        aggregate_id: Uuid,
+        version: u64,
+        payload: &EventPayload,
+        cause: Option<Uuid>,
+    ) -> StoreResult<Uuid> {
+        let id = if self.appended.is_empty() { self.request.command_id } else { (self.new_id)() };
+        let caused;
+        let metadata = match cause {
+            Some(cause) => {
+                caused = EventMetadata { causation_id: Some(cause), ..self.request.metadata.clone() };
+                &caused
+            }
+            None => &self.request.metadata,
+        };
+        let position = tx.append(NewEvent {
+            id,
+            aggregate_id,
+            version,
+            payload,
+            user_id: self.request.scope.user_id,
+            metadata,
+            recorded_at: self.now,
+        })?;
+        self.appended.push(AppendedEvent {
+            position,
+            id,
+            aggregate_id,
+            version,
+            event_type: payload.event_type().to_string(),
+        });
+        Ok(id)
+    }
+
+    fn append_relation<T: WriteTransaction + ?Sized>(
+        &mut self,
+        tx: &mut T,
+        id: RelationId,
+        before: Option<RelationState>,
+        event: RelationEvent,
+        cause: Option<Uuid>,
+    ) -> StoreResult<RelationState> {
+        let version = before.as_ref().map_or(1, |r| r.version + 1);
+        let payload = EventPayload::Relation(event);
+        self.append(tx, id.0, version, &payload, cause)?;
+        let EventPayload::Relation(event) = &payload else { unreachable!("built above") };
+        let after = RelationState::evolve(before.clone(), id, self.request.scope.user_id, version, self.now, event)
+            .ok_or_else(|| StoreError::Corrupt(format!("relation {id} folded to nothing")))?;
+        tx.project_relation(before.as_ref(), &after)?;
+        Ok(after)
+    }
+}
