@@ -107,8 +107,7 @@ impl FromStr for TaskStatus {
     }
 }
 
-/// The task part of an entity. Present once an entity has been a task; shown only
-/// while its type is `task` (changing the type away and back keeps the fields).
+/// The task part of an entity. Present exactly while its type is `task`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TaskFields {
     pub status: TaskStatus,
@@ -235,9 +234,13 @@ impl EntityState {
             }
             EntityEvent::TypeChanged(change) => {
                 self.entity_type = change.new;
-                if change.new == EntityType::Task && self.task.is_none() {
-                    self.task = Some(TaskFields::default());
-                }
+                // Task fields exist exactly while the entity is a task: becoming a
+                // task starts from the defaults, leaving it drops them (the old
+                // values stay in the history).
+                self.task = match change.new {
+                    EntityType::Task => self.task.take().or_else(|| Some(TaskFields::default())),
+                    _ => None,
+                };
             }
             EntityEvent::TagsAdded(change) => {
                 for tag in &change.tags {

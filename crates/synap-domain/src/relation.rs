@@ -168,11 +168,12 @@ pub fn decide_link(
 /// content, so they are removed by removing the `[[link]]` instead.
 pub fn decide_delete(state: Option<&RelationState>) -> Result<RelationEvent, DomainError> {
     match state {
+        None => Err(DomainError::RelationNotFound),
+        Some(state) if state.is_deleted() => Err(DomainError::RelationNotFound),
         Some(state) if state.kind.is_mentions() => Err(DomainError::invalid(
             "kind",
             "this mentions relation comes from a [[wikilink]]; remove the link from the content instead",
         )),
-        Some(state) if !state.is_deleted() => Ok(RelationEvent::Deleted),
-        _ => Err(DomainError::RelationNotFound),
+        Some(_) => Ok(RelationEvent::Deleted),
     }
 }

@@ -2,7 +2,7 @@
 //! to the state of an earlier version. History is never rewritten — the revert is
 //! itself new events, and can be reverted in turn.
 
-use crate::entity::EntityState;
+use crate::entity::{EntityState, TaskFields};
 use crate::event::{ContentChanged, EntityEvent, FieldChange, MetadataChanged, TagsChanged};
 use serde_json::Map;
 
@@ -73,7 +73,15 @@ pub fn events_to_restore(current: &EntityState, target: &EntityState) -> Vec<Ent
     if !set.is_empty() || !unset.is_empty() {
         events.push(EntityEvent::MetadataChanged(MetadataChanged { set, unset }));
     }
-    if let (Some(now), Some(then)) = (&current.task, &target.task) {
+    // Task fields exist exactly while the entity is a task, so after the type change
+    // above both sides have them or neither does; compare from the defaults a type
+    // change to task starts with.
+    let now_task = match (&current.task, &target.task) {
+        (Some(now), _) => Some(now.clone()),
+        (None, Some(_)) => Some(TaskFields::default()),
+        (None, None) => None,
+    };
+    if let (Some(now), Some(then)) = (&now_task, &target.task) {
         if now.status != then.status {
             events.push(EntityEvent::TaskStatusChanged(FieldChange {
                 old: now.status,

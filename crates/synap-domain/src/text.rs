@@ -17,7 +17,13 @@ pub fn derive_title(body: &str) -> String {
     let Some(line) = body.lines().map(str::trim).find(|line| !line.is_empty()) else {
         return UNTITLED.to_string();
     };
-    let line = line.trim_start_matches('#').trim();
+    // A title is one line without control characters: tabs and the like become spaces.
+    let line: String = line
+        .trim_start_matches('#')
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    let line = line.trim();
     let chars = line.chars().count();
     if chars == 0 {
         UNTITLED.to_string()
@@ -32,6 +38,8 @@ pub fn derive_title(body: &str) -> String {
 /// The first 200 characters of the content as plain text: markdown markers dropped,
 /// `[[links]]` and `[text](url)` reduced to their text, whitespace collapsed.
 pub fn preview(body: &str) -> String {
+    // Enough raw text for 200 characters after collapsing; stop reading there.
+    let budget_bytes = PREVIEW_CHARS * 8;
     let mut out = String::new();
     let mut in_fence = false;
     for line in body.lines() {
@@ -51,19 +59,28 @@ pub fn preview(body: &str) -> String {
             .strip_prefix("[ ] ")
             .or_else(|| stripped.strip_prefix("[x] "))
             .unwrap_or(stripped);
-        push_plain(&mut out, stripped);
-        if out.chars().count() >= PREVIEW_CHARS {
+        push_plain(&mut out, stripped, budget_bytes);
+        if out.len() >= budget_bytes {
             break;
         }
     }
-    let collapsed = out.split_whitespace().collect::<Vec<_>>().join(" ");
+    let mut collapsed = String::with_capacity(PREVIEW_CHARS * 2);
+    for (count, word) in out.split_whitespace().enumerate() {
+        if count > 0 {
+            collapsed.push(' ');
+        }
+        collapsed.push_str(word);
+        if collapsed.len() >= PREVIEW_CHARS * 4 {
+            break;
+        }
+    }
     collapsed.chars().take(PREVIEW_CHARS).collect()
 }
 
-fn push_plain(out: &mut String, line: &str) {
+fn push_plain(out: &mut String, line: &str, budget_bytes: usize) {
     let mut rest = line;
     out.push(' ');
-    while !rest.is_empty() {
+    while !rest.is_empty() && out.len() < budget_bytes {
         if let Some(after) = rest.strip_prefix("[[")
             && let Some(end) = after.find("]]")
         {
@@ -190,6 +207,10 @@ pub fn is_cjk(c: char) -> bool {
 /// Returns the folded text of one character (usually one character, sometimes none
 /// or several — `ß` stays `ß`, `İ` folds to `i`).
 fn fold_char(c: char, out: &mut String) {
+    if c.is_ascii() {
+        out.push(c.to_ascii_lowercase());
+        return;
+    }
     for decomposed in c.nfd() {
         if is_combining_mark(decomposed) {
             continue;

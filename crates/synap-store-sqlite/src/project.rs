@@ -272,7 +272,7 @@ pub fn project_entity(
         adjust_tag_count(conn, tag_rowid, -i64::from(was_live))?;
     }
 
-    // Task details (kept while hidden, so a type change back restores them).
+    // Task details: present exactly while the entity is a task.
     if before.map(|b| &b.task) != Some(&after.task) {
         match &after.task {
             Some(task) => {

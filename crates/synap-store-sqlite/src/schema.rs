@@ -70,11 +70,14 @@ CREATE TABLE IF NOT EXISTS relations (
 CREATE INDEX IF NOT EXISTS relations_by_source ON relations(user_id, source_id);
 CREATE INDEX IF NOT EXISTS relations_by_target ON relations(user_id, target_id);
 
+-- Merging fewer, larger segments at write time (automerge 16 instead of 4) keeps
+-- group commits cheap; BENCHMARKS.md shows the query latency this leaves.
 CREATE VIRTUAL TABLE IF NOT EXISTS search USING fts5(
     title, body,
     content = '', contentless_delete = 1,
     tokenize = 'unicode61 remove_diacritics 2'
 );
+INSERT INTO search (search, rank) VALUES ('automerge', 16), ('crisismerge', 64);
 "#;
 
 /// The projection tables' names, in the order rebuild clears them.

@@ -81,8 +81,13 @@ impl std::fmt::Debug for Inner {
     }
 }
 
+/// Prepared statements kept per connection; more than the write path and the
+/// queries use, so none is parsed twice.
+const STATEMENT_CACHE_CAPACITY: usize = 128;
+
 fn configure(conn: &Connection, config: &SqliteConfig) -> rusqlite::Result<()> {
     conn.busy_timeout(config.busy_timeout)?;
+    conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE_CAPACITY);
     conn.execute_batch(&format!(
         "PRAGMA journal_mode = WAL; PRAGMA synchronous = {}; PRAGMA foreign_keys = OFF; \
          PRAGMA temp_store = MEMORY; PRAGMA cache_size = -32768;",
@@ -473,31 +478,24 @@ impl ReadModel for SqliteStore {
 impl Maintenance for SqliteStore {
     async fn verify(&self, progress: Progress<'_>) -> StoreResult<VerifyReport> {
         let live = self.inner.path.clone();
-        let scratch = scratch_path(&live);
-        // The progress callback is borrowed; run on this thread's blocking section.
-        let result = tokio::task::block_in_place(|| admin::verify(&live, &scratch, progress));
-        let _ = std::fs::remove_file(&scratch);
-        result
+        relay_progress(progress, move |report| {
+            let scratch = scratch_path(&live);
+            let result = admin::verify(&live, &scratch, &report);
+            let _ = std::fs::remove_file(&scratch);
+            result
+        })
+        .await
     }
 
     async fn rebuild(&self, progress: Progress<'_>) -> StoreResult<RebuildReport> {
-        // The writer runs the rebuild; progress is relayed through a channel.
-        let (progress_tx, mut progress_rx) = mpsc::unbounded_channel::<(u64, u64)>();
+        // The writer runs the rebuild, so no command interleaves with it.
+        let (progress_tx, progress_rx) = mpsc::unbounded_channel::<(u64, u64)>();
         let rebuild = self.exclusive(move |conn| {
             admin::rebuild(conn, &move |done, total| {
                 let _ = progress_tx.send((done, total));
             })
         });
-        tokio::pin!(rebuild);
-        loop {
-            tokio::select! {
-                result = &mut rebuild => {
-                    while let Ok((done, total)) = progress_rx.try_recv() { progress(done, total); }
-                    return result;
-                }
-                Some((done, total)) = progress_rx.recv() => progress(done, total),
-            }
-        }
+        forward_progress(progress, progress_rx, rebuild).await
     }
 
     async fn stats(&self) -> StoreResult<Stats> {
@@ -539,6 +537,43 @@ impl Maintenance for SqliteStore {
             })
         })
         .await
+    }
+}
+
+/// Runs blocking `work` on a blocking thread while relaying its progress reports
+/// to the caller's callback on this task.
+async fn relay_progress<T, F>(progress: Progress<'_>, work: F) -> StoreResult<T>
+where
+    T: Send + 'static,
+    F: FnOnce(Box<dyn Fn(u64, u64) + Send + Sync>) -> StoreResult<T> + Send + 'static,
+{
+    let (progress_tx, progress_rx) = mpsc::unbounded_channel::<(u64, u64)>();
+    let report: Box<dyn Fn(u64, u64) + Send + Sync> = Box::new(move |done, total| {
+        let _ = progress_tx.send((done, total));
+    });
+    let task = async move {
+        tokio::task::spawn_blocking(move || work(report))
+            .await
+            .map_err(|e| StoreError::Backend(format!("a maintenance task failed: {e}")))?
+    };
+    forward_progress(progress, progress_rx, task).await
+}
+
+/// Awaits `task`, calling `progress` for every report it sends meanwhile.
+async fn forward_progress<T>(
+    progress: Progress<'_>,
+    mut reports: mpsc::UnboundedReceiver<(u64, u64)>,
+    task: impl std::future::Future<Output = StoreResult<T>>,
+) -> StoreResult<T> {
+    tokio::pin!(task);
+    loop {
+        tokio::select! {
+            result = &mut task => {
+                while let Ok((done, total)) = reports.try_recv() { progress(done, total); }
+                return result;
+            }
+            Some((done, total)) = reports.recv() => progress(done, total),
+        }
     }
 }
 

@@ -84,41 +84,78 @@ pub fn run(
 }
 
 /// Runs `requests` in one transaction and returns one result per request.
+///
+/// A command refused before it writes anything (a domain refusal, a stale version —
+/// the pipeline reads and decides before its first write) leaves nothing to undo,
+/// so the group goes on. Only a command that fails *after* writing forces the
+/// group to roll back; then each command is retried in its own transaction, so one
+/// failure never takes the others down. (Savepoints per command would do the same,
+/// but every savepoint makes FTS5 flush its pending index segment, which made a
+/// group cost as much as separate transactions.)
 pub fn commit_group(
     conn: &mut Connection,
     requests: &[&CommandRequest],
     clock: &dyn Clock,
 ) -> Vec<StoreResult<CommandOutcome>> {
-    if let Err(error) = conn.execute_batch("BEGIN IMMEDIATE") {
-        let error = sql_error(error);
-        return requests.iter().map(|_| Err(copy_error(&error))).collect();
+    match try_group(conn, requests, clock) {
+        Ok(results) => results,
+        Err(GroupFailed::Whole(error)) => {
+            requests.iter().map(|_| Err(copy_error(&error))).collect()
+        }
+        Err(GroupFailed::AfterWrites) => requests
+            .iter()
+            .map(
+                |request| match try_group(conn, std::slice::from_ref(request), clock) {
+                    Ok(mut results) => results
+                        .pop()
+                        .unwrap_or(Err(StoreError::Backend("no result".into()))),
+                    Err(GroupFailed::Whole(error)) => Err(error),
+                    Err(GroupFailed::AfterWrites) => Err(StoreError::Backend(
+                        "the command failed after writing".into(),
+                    )),
+                },
+            )
+            .collect(),
     }
+}
+
+enum GroupFailed {
+    /// The transaction could not start or commit.
+    Whole(StoreError),
+    /// A command failed after writing; the transaction was rolled back.
+    AfterWrites,
+}
+
+fn try_group(
+    conn: &mut Connection,
+    requests: &[&CommandRequest],
+    clock: &dyn Clock,
+) -> Result<Vec<StoreResult<CommandOutcome>>, GroupFailed> {
+    conn.execute_batch("BEGIN IMMEDIATE")
+        .map_err(|e| GroupFailed::Whole(sql_error(e)))?;
     let mut results = Vec::with_capacity(requests.len());
     for request in requests {
-        let result = conn
-            .execute_batch("SAVEPOINT command")
-            .map_err(sql_error)
-            .and_then(|()| {
-                let now = clock.now();
-                let mut tx = SqliteWrite { conn, now };
-                run_command(&mut tx, request, now, &mut Uuid::now_v7)
-            });
-        let end = if result.is_ok() {
-            "RELEASE command"
-        } else {
-            "ROLLBACK TO command; RELEASE command"
+        let now = clock.now();
+        let mut tx = SqliteWrite {
+            conn,
+            now,
+            wrote: false,
         };
-        match conn.execute_batch(end) {
-            Ok(()) => results.push(result),
-            Err(error) => results.push(Err(sql_error(error))),
+        let result = run_command(&mut tx, request, now, &mut Uuid::now_v7);
+        if result.is_err() && tx.wrote {
+            let _ = conn.execute_batch("ROLLBACK");
+            if requests.len() == 1 {
+                return Ok(vec![result]);
+            }
+            return Err(GroupFailed::AfterWrites);
         }
+        results.push(result);
     }
     if let Err(error) = conn.execute_batch("COMMIT") {
-        let error = sql_error(error);
         let _ = conn.execute_batch("ROLLBACK");
-        return requests.iter().map(|_| Err(copy_error(&error))).collect();
+        return Err(GroupFailed::Whole(sql_error(error)));
     }
-    results
+    Ok(results)
 }
 
 fn copy_error(error: &StoreError) -> StoreError {
@@ -133,6 +170,8 @@ pub struct SqliteWrite<'c> {
     pub conn: &'c Connection,
     /// The command's time, for rows the pipeline does not time itself.
     pub now: jiff::Timestamp,
+    /// Whether this command has written anything yet (see `commit_group`).
+    pub wrote: bool,
 }
 
 impl WriteTransaction for SqliteWrite<'_> {
@@ -198,6 +237,7 @@ impl WriteTransaction for SqliteWrite<'_> {
         command_id: Uuid,
         outcome: &CommandOutcome,
     ) -> StoreResult<()> {
+        self.wrote = true;
         self.conn
             .prepare_cached(
                 "INSERT INTO command_outcomes (command_id, user_id, aggregate_id, version, event_count) VALUES (?1, ?2, ?3, ?4, ?5)",
@@ -339,6 +379,7 @@ impl WriteTransaction for SqliteWrite<'_> {
     }
 
     fn put_content(&mut self, scope: &Scope, content: &ContentRef, body: &str) -> StoreResult<()> {
+        self.wrote = true;
         self.conn
             .prepare_cached(
                 "INSERT INTO contents (user_id, hash, size, media_type, storage, body, created_at) \
@@ -358,6 +399,7 @@ impl WriteTransaction for SqliteWrite<'_> {
     }
 
     fn append(&mut self, event: NewEvent<'_>) -> StoreResult<u64> {
+        self.wrote = true;
         append_event(self.conn, &event)
     }
 
@@ -367,6 +409,7 @@ impl WriteTransaction for SqliteWrite<'_> {
         after: &EntityState,
         body: Option<&str>,
     ) -> StoreResult<()> {
+        self.wrote = true;
         project::project_entity(self.conn, before, after, body)
     }
 
@@ -375,10 +418,12 @@ impl WriteTransaction for SqliteWrite<'_> {
         before: Option<&RelationState>,
         after: &RelationState,
     ) -> StoreResult<()> {
+        self.wrote = true;
         project::project_relation(self.conn, before, after)
     }
 
     fn save_snapshot(&mut self, state: &EntityState) -> StoreResult<()> {
+        self.wrote = true;
         let json = serde_json::to_string(state).map_err(|e| StoreError::Backend(e.to_string()))?;
         self.conn
             .prepare_cached(

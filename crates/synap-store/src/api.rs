@@ -32,8 +32,14 @@ pub enum StoreError {
     #[error(transparent)]
     Domain(#[from] DomainError),
     /// A stale expected version; nothing was written.
-    #[error("version conflict on {aggregate_id}: expected version {expected}, current version is {current}")]
-    Conflict { aggregate_id: Uuid, expected: u64, current: u64 },
+    #[error(
+        "version conflict on {aggregate_id}: expected version {expected}, current version is {current}"
+    )]
+    Conflict {
+        aggregate_id: Uuid,
+        expected: u64,
+        current: u64,
+    },
     /// A query parameter was malformed (a cursor, a limit, a query string).
     #[error("{0}")]
     InvalidInput(String),
@@ -62,9 +68,17 @@ pub type StoreResult<T> = Result<T, StoreError>;
 #[derive(Debug, Clone, PartialEq)]
 pub enum Target {
     /// A command to one entity (create, change, delete, restore, revert).
-    Entity { id: EntityId, command: EntityCommand },
+    Entity {
+        id: EntityId,
+        command: EntityCommand,
+    },
     /// Create a typed link `source → target`.
-    Link { id: RelationId, source_id: EntityId, target_id: EntityId, kind: RelationKind },
+    Link {
+        id: RelationId,
+        source_id: EntityId,
+        target_id: EntityId,
+        kind: RelationKind,
+    },
     /// Delete a link.
     Unlink { id: RelationId },
 }
@@ -86,7 +100,13 @@ pub struct CommandRequest {
 impl CommandRequest {
     /// A request with a fresh command id and no expected version.
     pub fn new(scope: Scope, target: Target, metadata: EventMetadata) -> Self {
-        CommandRequest { scope, command_id: Uuid::now_v7(), target, expected_version: None, metadata }
+        CommandRequest {
+            scope,
+            command_id: Uuid::now_v7(),
+            target,
+            expected_version: None,
+            metadata,
+        }
     }
     pub fn expecting(mut self, version: Option<u64>) -> Self {
         self.expected_version = version;
@@ -403,7 +423,11 @@ pub trait EventStore: Send + Sync {
 
     /// The caller's events after `filter.after`, oldest first, at most `limit`
     /// (default 50, max 500).
-    async fn read_events(&self, scope: &Scope, filter: &EventFilter) -> StoreResult<Vec<StoredEvent>>;
+    async fn read_events(
+        &self,
+        scope: &Scope,
+        filter: &EventFilter,
+    ) -> StoreResult<Vec<StoredEvent>>;
 
     /// The highest committed position (0 for an empty log).
     async fn head_position(&self) -> StoreResult<u64>;
@@ -421,11 +445,21 @@ pub trait ReadModel: Send + Sync {
     async fn entity(&self, scope: &Scope, id: EntityId) -> StoreResult<Option<EntityView>>;
     /// State at a version or time: a fold of the log from the nearest snapshot.
     /// `None` when the entity does not exist, or did not exist yet at that point.
-    async fn entity_at(&self, scope: &Scope, id: EntityId, as_of: AsOf) -> StoreResult<Option<EntityView>>;
+    async fn entity_at(
+        &self,
+        scope: &Scope,
+        id: EntityId,
+        as_of: AsOf,
+    ) -> StoreResult<Option<EntityView>>;
     /// A content body by hash.
     async fn content(&self, scope: &Scope, hash: ContentHash) -> StoreResult<Option<Content>>;
     /// An entity's events, oldest first.
-    async fn history(&self, scope: &Scope, id: EntityId, page: &PageRequest) -> StoreResult<Page<StoredEvent>>;
+    async fn history(
+        &self,
+        scope: &Scope,
+        id: EntityId,
+        page: &PageRequest,
+    ) -> StoreResult<Page<StoredEvent>>;
     async fn list_entities(
         &self,
         scope: &Scope,
@@ -433,7 +467,12 @@ pub trait ReadModel: Send + Sync {
         page: &PageRequest,
     ) -> StoreResult<Page<EntityView>>;
     /// Live relations of a live entity (relations whose other end is deleted are hidden).
-    async fn relations(&self, scope: &Scope, id: EntityId, direction: Direction) -> StoreResult<Vec<RelationView>>;
+    async fn relations(
+        &self,
+        scope: &Scope,
+        id: EntityId,
+        direction: Direction,
+    ) -> StoreResult<Vec<RelationView>>;
     async fn graph(&self, scope: &Scope, request: &GraphRequest) -> StoreResult<Graph>;
     /// Tags with the number of live entities carrying each, most used first.
     async fn tags(&self, scope: &Scope) -> StoreResult<Vec<TagCount>>;
@@ -482,7 +521,11 @@ pub mod cursor {
     }
 
     pub fn decode<T: DeserializeOwned>(cursor: &str) -> Result<T, StoreError> {
-        let invalid = || StoreError::InvalidInput("the cursor is not one this server issued; start from the first page".into());
+        let invalid = || {
+            StoreError::InvalidInput(
+                "the cursor is not one this server issued; start from the first page".into(),
+            )
+        };
         let bytes = URL_SAFE_NO_PAD.decode(cursor).map_err(|_| invalid())?;
         serde_json::from_slice(&bytes).map_err(|_| invalid())
     }

@@ -13,12 +13,14 @@
 //! Backends implement [`WriteTransaction`] with their SQL and call [`run_command`]
 //! while they hold their write transaction; they commit afterwards.
 
-use crate::api::{AppendedEvent, CommandOutcome, CommandRequest, Scope, StoreError, StoreResult, Target};
+use crate::api::{
+    AppendedEvent, CommandOutcome, CommandRequest, Scope, StoreError, StoreResult, Target,
+};
 use crate::fold::SNAPSHOT_INTERVAL;
 use jiff::Timestamp;
 use std::collections::{BTreeSet, HashMap};
 use synap_domain::command::{Change, DecideContext, EntityCommand, decide};
-use synap_domain::entity::{ContentRef, EntityState};
+use synap_domain::entity::{ContentRef, DEFAULT_MEDIA_TYPE, EntityState};
 use synap_domain::event::{EntityEvent, EventMetadata, EventPayload, RelationEvent};
 use synap_domain::ids::{ContentHash, EntityId, RelationId, UserId};
 use synap_domain::relation::{self, LinkContext, RelationKind, RelationState};
@@ -43,23 +45,53 @@ pub struct NewEvent<'a> {
 /// earlier writes.
 pub trait WriteTransaction {
     /// The outcome recorded for `command_id` by an earlier command of this user.
-    fn replayed_outcome(&mut self, scope: &Scope, command_id: Uuid) -> StoreResult<Option<CommandOutcome>>;
-    fn record_outcome(&mut self, scope: &Scope, command_id: Uuid, outcome: &CommandOutcome) -> StoreResult<()>;
+    fn replayed_outcome(
+        &mut self,
+        scope: &Scope,
+        command_id: Uuid,
+    ) -> StoreResult<Option<CommandOutcome>>;
+    fn record_outcome(
+        &mut self,
+        scope: &Scope,
+        command_id: Uuid,
+        outcome: &CommandOutcome,
+    ) -> StoreResult<()>;
 
     /// Current state of an entity of this user (deleted ones included).
     fn entity_state(&mut self, scope: &Scope, id: EntityId) -> StoreResult<Option<EntityState>>;
     /// State of an entity at `version` (fold from the nearest snapshot).
-    fn entity_at_version(&mut self, scope: &Scope, id: EntityId, version: u64) -> StoreResult<Option<EntityState>>;
-    fn relation_state(&mut self, scope: &Scope, id: RelationId) -> StoreResult<Option<RelationState>>;
+    fn entity_at_version(
+        &mut self,
+        scope: &Scope,
+        id: EntityId,
+        version: u64,
+    ) -> StoreResult<Option<EntityState>>;
+    fn relation_state(
+        &mut self,
+        scope: &Scope,
+        id: RelationId,
+    ) -> StoreResult<Option<RelationState>>;
     fn content_body(&mut self, scope: &Scope, hash: ContentHash) -> StoreResult<Option<String>>;
     /// Canonical spellings of the user's existing tags, by key, for the keys given.
-    fn tag_spellings(&mut self, scope: &Scope, keys: &[String]) -> StoreResult<HashMap<String, String>>;
+    fn tag_spellings(
+        &mut self,
+        scope: &Scope,
+        keys: &[String],
+    ) -> StoreResult<HashMap<String, String>>;
     /// Whether a live (not deleted) entity with this id belongs to the user.
     fn live_entity_exists(&mut self, scope: &Scope, id: EntityId) -> StoreResult<bool>;
     /// Live entities by title key (lowercase, trimmed); the oldest wins a tie.
-    fn entities_by_title(&mut self, scope: &Scope, title_keys: &[String]) -> StoreResult<HashMap<String, EntityId>>;
+    fn entities_by_title(
+        &mut self,
+        scope: &Scope,
+        title_keys: &[String],
+    ) -> StoreResult<HashMap<String, EntityId>>;
     /// Live `mentions` relations from an entity.
-    fn mentions_from(&mut self, scope: &Scope, source_id: EntityId) -> StoreResult<Vec<RelationState>>;
+    fn mentions_from(
+        &mut self,
+        scope: &Scope,
+        source_id: EntityId,
+    ) -> StoreResult<Vec<RelationState>>;
     fn live_relation_exists(
         &mut self,
         scope: &Scope,
@@ -76,8 +108,17 @@ pub trait WriteTransaction {
     /// Brings the entity projections (entity row, tags and counts, task details,
     /// full-text index) from `before` to `after`. `body` is the body of
     /// `after.content` when the caller has it at hand; otherwise the backend reads it.
-    fn project_entity(&mut self, before: Option<&EntityState>, after: &EntityState, body: Option<&str>) -> StoreResult<()>;
-    fn project_relation(&mut self, before: Option<&RelationState>, after: &RelationState) -> StoreResult<()>;
+    fn project_entity(
+        &mut self,
+        before: Option<&EntityState>,
+        after: &EntityState,
+        body: Option<&str>,
+    ) -> StoreResult<()>;
+    fn project_relation(
+        &mut self,
+        before: Option<&RelationState>,
+        after: &RelationState,
+    ) -> StoreResult<()>;
     /// Caches a state for time travel.
     fn save_snapshot(&mut self, state: &EntityState) -> StoreResult<()>;
 }
@@ -95,10 +136,20 @@ pub fn run_command<T: WriteTransaction + ?Sized>(
         outcome.replayed = true;
         return Ok(outcome);
     }
-    let mut writer = Appender { request, now, new_id, appended: Vec::new() };
+    let mut writer = Appender {
+        request,
+        now,
+        new_id,
+        appended: Vec::new(),
+    };
     let (aggregate_id, version) = match &request.target {
         Target::Entity { id, command } => run_entity(tx, &mut writer, *id, command)?,
-        Target::Link { id, source_id, target_id, kind } => {
+        Target::Link {
+            id,
+            source_id,
+            target_id,
+            kind,
+        } => {
             let before = tx.relation_state(scope, *id)?;
             check_expected(request, id.0, before.as_ref().map_or(0, |r| r.version))?;
             if before.is_some() {
@@ -125,14 +176,23 @@ pub fn run_command<T: WriteTransaction + ?Sized>(
             (id.0, after.version)
         }
     };
-    let outcome = CommandOutcome { aggregate_id, version, events: writer.appended, replayed: false };
+    let outcome = CommandOutcome {
+        aggregate_id,
+        version,
+        events: writer.appended,
+        replayed: false,
+    };
     tx.record_outcome(scope, request.command_id, &outcome)?;
     Ok(outcome)
 }
 
 fn check_expected(request: &CommandRequest, aggregate_id: Uuid, current: u64) -> StoreResult<()> {
     match request.expected_version {
-        Some(expected) if expected != current => Err(StoreError::Conflict { aggregate_id, expected, current }),
+        Some(expected) if expected != current => Err(StoreError::Conflict {
+            aggregate_id,
+            expected,
+            current,
+        }),
         _ => Ok(()),
     }
 }
@@ -149,7 +209,13 @@ fn run_entity<T: WriteTransaction + ?Sized>(
     check_expected(writer.request, id.0, current_version)?;
 
     let current_body = match (&before, command.needs_current_body()) {
-        (Some(EntityState { content: Some(content), .. }), true) => tx.content_body(scope, content.hash)?,
+        (
+            Some(EntityState {
+                content: Some(content),
+                ..
+            }),
+            true,
+        ) => tx.content_body(scope, content.hash)?,
         _ => None,
     };
     let tag_spellings = tx.tag_spellings(scope, &command.tag_keys())?;
@@ -171,12 +237,22 @@ fn run_entity<T: WriteTransaction + ?Sized>(
 
     // Bodies given with the command, by hash; bodies restored by a revert are
     // already in the content store.
-    let bodies: HashMap<ContentHash, &NewContent> = command_bodies(command);
+    let bodies: HashMap<ContentHash, &NewContent> = command_bodies(command, &events);
     let mut state = before.clone();
     let mut content_event_id = None;
     for event in events {
-        if let Some(new) = new_content_hash(&event).and_then(|hash| bodies.get(&hash)) {
-            tx.put_content(scope, &new.content_ref(), &new.body)?;
+        if let Some((hash, new)) =
+            new_content_hash(&event).and_then(|hash| Some((hash, bodies.get(&hash)?)))
+        {
+            let content = ContentRef {
+                hash,
+                size: new.body.len() as u64,
+                media_type: new
+                    .media_type
+                    .clone()
+                    .unwrap_or_else(|| DEFAULT_MEDIA_TYPE.to_string()),
+            };
+            tx.put_content(scope, &content, &new.body)?;
         }
         let is_content_change = matches!(event, EntityEvent::ContentChanged(_))
             || matches!(&event, EntityEvent::Created(created) if created.content.is_some());
@@ -186,15 +262,23 @@ fn run_entity<T: WriteTransaction + ?Sized>(
         if is_content_change {
             content_event_id = Some(event_id);
         }
-        let EventPayload::Entity(event) = &payload else { unreachable!("built above") };
+        let EventPayload::Entity(event) = &payload else {
+            unreachable!("built above")
+        };
         state = EntityState::evolve(state, id, scope.user_id, version, writer.now, event);
         if let Some(state) = &state
-            && version % SNAPSHOT_INTERVAL == 0 {
-                tx.save_snapshot(state)?;
-            }
+            && version % SNAPSHOT_INTERVAL == 0
+        {
+            tx.save_snapshot(state)?;
+        }
     }
-    let after = state.ok_or_else(|| StoreError::Corrupt(format!("entity {id} folded to nothing")))?;
-    let after_body: Option<&str> = after.content.as_ref().and_then(|c| bodies.get(&c.hash)).map(|c| c.body.as_str());
+    let after =
+        state.ok_or_else(|| StoreError::Corrupt(format!("entity {id} folded to nothing")))?;
+    let after_body: Option<&str> = after
+        .content
+        .as_ref()
+        .and_then(|c| bodies.get(&c.hash))
+        .map(|c| c.body.as_str());
     tx.project_entity(before.as_ref(), &after, after_body)?;
 
     let content_changed = before.as_ref().map(|b| &b.content) != Some(&after.content);
@@ -237,10 +321,21 @@ fn sync_mentions<T: WriteTransaction + ?Sized>(
             desired.insert(id);
         }
     }
-    let existing = tx.mentions_from(scope, entity.id)?;
+    // A new entity has no relations yet.
+    let existing = if entity.version == 1 {
+        Vec::new()
+    } else {
+        tx.mentions_from(scope, entity.id)?
+    };
     for relation in &existing {
         if !desired.contains(&relation.target_id) {
-            writer.append_relation(tx, relation.id, Some(relation.clone()), RelationEvent::Deleted, cause)?;
+            writer.append_relation(
+                tx,
+                relation.id,
+                Some(relation.clone()),
+                RelationEvent::Deleted,
+                cause,
+            )?;
         }
     }
     for target_id in desired {
@@ -251,7 +346,11 @@ fn sync_mentions<T: WriteTransaction + ?Sized>(
             entity.id,
             target_id,
             &RelationKind::mentions(),
-            &LinkContext { source_exists: true, target_exists: true, duplicate: false },
+            &LinkContext {
+                source_exists: true,
+                target_exists: true,
+                duplicate: false,
+            },
         )?;
         let id = RelationId((writer.new_id)());
         writer.append_relation(tx, id, None, event, cause)?;
@@ -259,7 +358,13 @@ fn sync_mentions<T: WriteTransaction + ?Sized>(
     Ok(())
 }
 
-fn command_bodies(command: &EntityCommand) -> HashMap<ContentHash, &NewContent> {
+/// The bodies a command carries, by hash. Hashing a body costs as much as the rest
+/// of a small command, so a command with a single body (the usual case) is matched
+/// without hashing it again: `decide` derived every new hash from that body.
+fn command_bodies<'c>(
+    command: &'c EntityCommand,
+    events: &[EntityEvent],
+) -> HashMap<ContentHash, &'c NewContent> {
     let contents: Vec<&NewContent> = match command {
         EntityCommand::Create(create) => create.content.iter().collect(),
         EntityCommand::Change(changes) => changes
@@ -271,7 +376,18 @@ fn command_bodies(command: &EntityCommand) -> HashMap<ContentHash, &NewContent> 
             .collect(),
         _ => Vec::new(),
     };
-    contents.into_iter().map(|c| (ContentHash::of(c.body.as_bytes()), c)).collect()
+    match contents.as_slice() {
+        [] => HashMap::new(),
+        [only] => events
+            .iter()
+            .filter_map(new_content_hash)
+            .map(|hash| (hash, *only))
+            .collect(),
+        several => several
+            .iter()
+            .map(|c| (ContentHash::of(c.body.as_bytes()), *c))
+            .collect(),
+    }
 }
 
 fn new_content_hash(event: &EntityEvent) -> Option<ContentHash> {
@@ -300,11 +416,18 @@ impl Appender<'_> {
         payload: &EventPayload,
         cause: Option<Uuid>,
     ) -> StoreResult<Uuid> {
-        let id = if self.appended.is_empty() { self.request.command_id } else { (self.new_id)() };
+        let id = if self.appended.is_empty() {
+            self.request.command_id
+        } else {
+            (self.new_id)()
+        };
         let caused;
         let metadata = match cause {
             Some(cause) => {
-                caused = EventMetadata { causation_id: Some(cause), ..self.request.metadata.clone() };
+                caused = EventMetadata {
+                    causation_id: Some(cause),
+                    ..self.request.metadata.clone()
+                };
                 &caused
             }
             None => &self.request.metadata,
@@ -339,9 +462,18 @@ impl Appender<'_> {
         let version = before.as_ref().map_or(1, |r| r.version + 1);
         let payload = EventPayload::Relation(event);
         self.append(tx, id.0, version, &payload, cause)?;
-        let EventPayload::Relation(event) = &payload else { unreachable!("built above") };
-        let after = RelationState::evolve(before.clone(), id, self.request.scope.user_id, version, self.now, event)
-            .ok_or_else(|| StoreError::Corrupt(format!("relation {id} folded to nothing")))?;
+        let EventPayload::Relation(event) = &payload else {
+            unreachable!("built above")
+        };
+        let after = RelationState::evolve(
+            before.clone(),
+            id,
+            self.request.scope.user_id,
+            version,
+            self.now,
+            event,
+        )
+        .ok_or_else(|| StoreError::Corrupt(format!("relation {id} folded to nothing")))?;
         tx.project_relation(before.as_ref(), &after)?;
         Ok(after)
     }

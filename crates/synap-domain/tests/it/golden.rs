@@ -1,0 +1,366 @@
+//! Golden files pin the stored `data` of every event type at every schema version:
+//! `tests/data/events/<type>/v<N>.json`, written by hand. A change to a payload's
+//! shape fails here until a new schema version, an upcaster in `event::decode` and a
+//! new golden file are added deliberately.
+
+use serde_json::{Map, Value, json};
+use std::collections::BTreeSet;
+use std::fs;
+use std::path::{Path, PathBuf};
+use synap_domain::event::{
+    CATALOGUE, ContentChanged, EntityCreated, FieldChange, MetadataChanged, RelationCreated,
+    TagsChanged, UserCreated, decode,
+};
+use synap_domain::{
+    AggregateType, EntityEvent, EntityType, EventPayload, RelationEvent, TaskStatus, UserEvent,
+};
+
+fn golden_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/events")
+}
+
+fn golden_path(event_type: &str, version: u32) -> PathBuf {
+    golden_dir()
+        .join(event_type)
+        .join(format!("v{version}.json"))
+}
+
+fn read_golden(path: &Path) -> (String, Value) {
+    let text = fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let value =
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: not JSON: {e}", path.display()));
+    (text, value)
+}
+
+fn aggregate_of(event_type: &str) -> AggregateType {
+    match event_type.split_once('.').map(|(prefix, _)| prefix) {
+        Some("entity" | "task") => AggregateType::Entity,
+        Some("relation") => AggregateType::Relation,
+        Some("user") => AggregateType::User,
+        _ => panic!("{event_type} is not {{aggregate}}.{{change}}"),
+    }
+}
+
+#[test]
+fn every_catalogued_event_type_decodes_and_re_encodes_its_golden_file_exactly() {
+    let mut failures = Vec::new();
+    for &(event_type, version) in CATALOGUE {
+        let path = golden_path(event_type, version);
+        if !path.exists() {
+            failures.push(format!("missing golden file {}", path.display()));
+            continue;
+        }
+        let (text, stored) = read_golden(&path);
+        let payload = match decode(event_type, version, stored.clone()) {
+            Ok(payload) => payload,
+            Err(error) => {
+                failures.push(format!("{}: {error}", path.display()));
+                continue;
+            }
+        };
+        let encoded = payload.data();
+        if encoded != stored {
+            failures.push(format!("{}: re-encoded as {encoded}", path.display()));
+        }
+        // Same keys, same order, same formatting: the file is exactly what data() writes.
+        let pretty = serde_json::to_string_pretty(&encoded).unwrap();
+        if pretty != text.trim_end() {
+            failures.push(format!(
+                "{}: re-encoded differently:\n{pretty}",
+                path.display()
+            ));
+        }
+        if payload.event_type() != event_type {
+            failures.push(format!(
+                "{}: decoded as {}",
+                path.display(),
+                payload.event_type()
+            ));
+        }
+        if payload.schema_version() != version {
+            failures.push(format!(
+                "{}: written at v{}",
+                path.display(),
+                payload.schema_version()
+            ));
+        }
+        if payload.aggregate_type() != aggregate_of(event_type) {
+            failures.push(format!(
+                "{}: aggregate {:?}",
+                path.display(),
+                payload.aggregate_type()
+            ));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "golden files:\n{}",
+        failures.join("\n")
+    );
+}
+
+#[test]
+fn every_golden_file_belongs_to_a_catalogued_type_and_version() {
+    let mut failures = Vec::new();
+    let mut seen = 0;
+    for dir in fs::read_dir(golden_dir()).unwrap() {
+        let dir = dir.unwrap().path();
+        let event_type = dir.file_name().unwrap().to_string_lossy().into_owned();
+        let Some(&(_, current)) = CATALOGUE.iter().find(|(name, _)| *name == event_type) else {
+            failures.push(format!(
+                "{}: {event_type} is not in the catalogue",
+                dir.display()
+            ));
+            continue;
+        };
+        if !dir.is_dir() {
+            failures.push(format!(
+                "{}: expected a directory per event type",
+                dir.display()
+            ));
+            continue;
+        }
+        for file in fs::read_dir(&dir).unwrap() {
+            let path = file.unwrap().path();
+            let name = path.file_name().unwrap().to_string_lossy().into_owned();
+            let version = name
+                .strip_prefix('v')
+                .and_then(|n| n.strip_suffix(".json"))
+                .and_then(|n| n.parse::<u32>().ok());
+            match version {
+                Some(version) if (1..=current).contains(&version) => {
+                    seen += 1;
+                    // Older versions must stay readable (upcast) for as long as they are stored.
+                    let (_, stored) = read_golden(&path);
+                    if let Err(error) = decode(&event_type, version, stored) {
+                        failures.push(format!("{}: {error}", path.display()));
+                    }
+                }
+                _ => failures.push(format!(
+                    "{}: {event_type} has versions 1..={current}; golden files are named v<N>.json",
+                    path.display()
+                )),
+            }
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "golden files:\n{}",
+        failures.join("\n")
+    );
+    assert!(seen >= CATALOGUE.len());
+}
+
+/// One payload of every variant. The exhaustive match in `event_type_of` fails to
+/// compile when a variant is added, so a new event type cannot skip the catalogue.
+fn one_of_each() -> Vec<EventPayload> {
+    let entity = |event| EventPayload::Entity(event);
+    let id = "0192f0c1-5a2e-7c3d-8f10-3b7e2a9d4c01".parse().unwrap();
+    vec![
+        entity(EntityEvent::Created(EntityCreated {
+            entity_type: EntityType::Note,
+            title: "Untitled".into(),
+            content: None,
+            tags: vec![],
+            task: None,
+            metadata: Map::new(),
+        })),
+        entity(EntityEvent::TitleChanged(FieldChange {
+            old: "a".into(),
+            new: "b".into(),
+        })),
+        entity(EntityEvent::ContentChanged(ContentChanged {
+            old_hash: None,
+            new_hash: None,
+            size: 0,
+            media_type: None,
+        })),
+        entity(EntityEvent::TypeChanged(FieldChange {
+            old: EntityType::Note,
+            new: EntityType::Page,
+        })),
+        entity(EntityEvent::TagsAdded(TagsChanged {
+            tags: vec!["a".into()],
+        })),
+        entity(EntityEvent::TagsRemoved(TagsChanged {
+            tags: vec!["a".into()],
+        })),
+        entity(EntityEvent::MetadataChanged(MetadataChanged {
+            set: Map::new(),
+            unset: vec!["a".into()],
+        })),
+        entity(EntityEvent::Deleted),
+        entity(EntityEvent::Restored),
+        entity(EntityEvent::TaskStatusChanged(FieldChange {
+            old: TaskStatus::Todo,
+            new: TaskStatus::Cancelled,
+        })),
+        entity(EntityEvent::TaskPriorityChanged(FieldChange {
+            old: 1,
+            new: 2,
+        })),
+        entity(EntityEvent::TaskDueChanged(FieldChange {
+            old: None,
+            new: None,
+        })),
+        EventPayload::Relation(RelationEvent::Created(RelationCreated {
+            source_id: id,
+            target_id: id,
+            kind: "contains".into(),
+        })),
+        EventPayload::Relation(RelationEvent::Deleted),
+        EventPayload::User(UserEvent::Created(UserCreated {
+            email: "a@example.com".into(),
+            role: "member".into(),
+            display_name: None,
+        })),
+    ]
+}
+
+fn event_type_of(payload: &EventPayload) -> &'static str {
+    // Deliberately exhaustive, without a wildcard arm.
+    match payload {
+        EventPayload::Entity(event) => match event {
+            EntityEvent::Created(_)
+            | EntityEvent::TitleChanged(_)
+            | EntityEvent::ContentChanged(_)
+            | EntityEvent::TypeChanged(_)
+            | EntityEvent::TagsAdded(_)
+            | EntityEvent::TagsRemoved(_)
+            | EntityEvent::MetadataChanged(_)
+            | EntityEvent::Deleted
+            | EntityEvent::Restored
+            | EntityEvent::TaskStatusChanged(_)
+            | EntityEvent::TaskPriorityChanged(_)
+            | EntityEvent::TaskDueChanged(_) => payload.event_type(),
+        },
+        EventPayload::Relation(RelationEvent::Created(_) | RelationEvent::Deleted) => {
+            payload.event_type()
+        }
+        EventPayload::User(UserEvent::Created(_)) => payload.event_type(),
+    }
+}
+
+#[test]
+fn the_catalogue_lists_every_event_type_once_and_each_round_trips() {
+    let catalogued: BTreeSet<&str> = CATALOGUE.iter().map(|(name, _)| *name).collect();
+    assert_eq!(
+        catalogued.len(),
+        CATALOGUE.len(),
+        "a type is catalogued twice"
+    );
+    let payloads = one_of_each();
+    let produced: BTreeSet<&str> = payloads.iter().map(event_type_of).collect();
+    assert_eq!(produced, catalogued);
+    for payload in payloads {
+        let decoded = decode(
+            payload.event_type(),
+            payload.schema_version(),
+            payload.data(),
+        )
+        .unwrap();
+        assert_eq!(decoded, payload);
+    }
+}
+
+#[test]
+fn absent_optional_fields_are_left_out_of_the_stored_data() {
+    let payloads = one_of_each();
+    assert_eq!(
+        payloads[0].data(),
+        json!({"type": "note", "title": "Untitled"})
+    );
+    assert_eq!(
+        payloads[2].data(),
+        json!({"old_hash": null, "new_hash": null, "size": 0})
+    );
+    assert_eq!(payloads[6].data(), json!({"unset": ["a"]}));
+    assert_eq!(payloads[11].data(), json!({"old": null, "new": null}));
+    assert_eq!(
+        payloads[14].data(),
+        json!({"email": "a@example.com", "role": "member"})
+    );
+}
+
+#[test]
+fn task_completion_time_is_never_stored_in_a_payload() {
+    let created = EventPayload::Entity(EntityEvent::Created(EntityCreated {
+        entity_type: EntityType::Task,
+        title: "Done".into(),
+        content: None,
+        tags: vec![],
+        task: Some(synap_domain::TaskFields {
+            status: TaskStatus::Done,
+            priority: 0,
+            due_at: None,
+            completed_at: None,
+        }),
+        metadata: Map::new(),
+    }));
+    assert_eq!(
+        created.data()["task"],
+        json!({"status": "done", "priority": 0})
+    );
+}
+
+#[test]
+fn decode_refuses_unknown_types_and_versions() {
+    let current = |name: &str| CATALOGUE.iter().find(|(n, _)| *n == name).unwrap().1;
+    let error = decode("entity.renamed", 1, json!({})).unwrap_err();
+    assert_eq!(
+        (error.event_type.as_str(), error.schema_version),
+        ("entity.renamed", 1)
+    );
+    let title = golden_path("entity.title_changed", current("entity.title_changed"));
+    let (_, data) = read_golden(&title);
+    assert!(decode("entity.title_changed", 0, data.clone()).is_err());
+    assert!(
+        decode(
+            "entity.title_changed",
+            current("entity.title_changed") + 1,
+            data
+        )
+        .is_err()
+    );
+}
+
+#[test]
+fn decode_refuses_malformed_data() {
+    let error = decode("entity.title_changed", 1, json!({"old": "a"})).unwrap_err();
+    assert!(
+        error.to_string().contains("entity.title_changed"),
+        "{error}"
+    );
+    assert!(
+        decode(
+            "entity.content_changed",
+            1,
+            json!({"old_hash": "zz", "new_hash": null, "size": 1})
+        )
+        .is_err()
+    );
+    assert!(
+        decode(
+            "entity.type_changed",
+            1,
+            json!({"old": "note", "new": "diary"})
+        )
+        .is_err()
+    );
+    assert!(
+        decode(
+            "task.status_changed",
+            1,
+            json!({"old": "todo", "new": "Done"})
+        )
+        .is_err()
+    );
+    assert!(
+        decode(
+            "relation.created",
+            1,
+            json!({"source_id": "x", "target_id": "y", "kind": "k"})
+        )
+        .is_err()
+    );
+}
