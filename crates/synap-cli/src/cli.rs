@@ -1,0 +1,94 @@
+//! The argument grammar: the global flags and the command tree. Each command's own
+//! arguments live next to its code in [`crate::command`].
+
+use crate::command::{
+    admin, capture, events, history, link, links, list, note, restore, revert, rm, search, show,
+    task, unlink, user,
+};
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+
+/// Synap: capture notes and tasks, link and search them; every change is an event.
+#[derive(Debug, Parser)]
+#[command(name = "synap", version, max_term_width = 100)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Flags every command takes. Flags override `SYNAP_*` variables, which override
+/// `<data-dir>/synap.toml`, which overrides the defaults.
+#[derive(Debug, Clone, Args)]
+pub struct GlobalArgs {
+    /// Data directory: the embedded database and synap.toml [default: ./synap-data]
+    #[arg(long, global = true, env = "SYNAP_DATA_DIR", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Database: sqlite://PATH [default: sqlite://<data-dir>/synap.db]
+    #[arg(
+        long,
+        global = true,
+        env = "SYNAP_DATABASE_URL",
+        value_name = "URL",
+        hide_env_values = true
+    )]
+    pub database_url: Option<String>,
+    /// Act as this user instead of the local owner
+    #[arg(long, global = true, value_name = "EMAIL")]
+    pub user: Option<String>,
+    /// Print JSON: one document, or one object per line for `events --follow`
+    #[arg(long, global = true)]
+    pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Capture a thought as a note now (enrichment comes later, in a workflow)
+    Capture(capture::Args),
+    /// Add and edit notes (and other entities)
+    #[command(subcommand)]
+    Note(note::Command),
+    /// Add tasks and move them through their states
+    #[command(subcommand)]
+    Task(task::Command),
+    /// Show an entity and its content, now or at a past time or version
+    Show(show::Args),
+    /// List entities, most recently updated first
+    List(list::Args),
+    /// Show an entity's events, oldest first
+    History(history::Args),
+    /// Restore an earlier version by appending events (history is kept)
+    Revert(revert::Args),
+    /// Delete an entity (restorable with `synap restore`)
+    Rm(rm::Args),
+    /// Restore a deleted entity
+    Restore(restore::Args),
+    /// Link two entities
+    Link(link::Args),
+    /// Remove a link
+    Unlink(unlink::Args),
+    /// Show the links of an entity
+    Links(links::Args),
+    /// Search titles and content
+    Search(search::Args),
+    /// Read the event log, or follow it as it grows
+    Events(events::Args),
+    /// Manage user accounts
+    #[command(subcommand)]
+    User(user::Command),
+    /// Check, rebuild and measure the store
+    #[command(subcommand)]
+    Admin(admin::Command),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_grammar_is_consistent() {
+        Cli::command().debug_assert();
+    }
+}

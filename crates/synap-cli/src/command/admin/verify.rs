@@ -1,0 +1,37 @@
+//! `synap admin verify`: folds the whole log off to the side and compares the
+//! result with the live projections. Prints each difference; exits 1 if any.
+
+use crate::context::Context;
+use crate::error::CliError;
+
+pub async fn run(context: &Context) -> Result<(), CliError> {
+    let bar = super::progress_bar("verifying");
+    let progress = |done: u64, total: u64| {
+        bar.set_length(total);
+        bar.set_position(done);
+    };
+    let report = context.store.verify(&progress).await;
+    bar.finish_and_clear();
+    let report = report?;
+    if context.out.is_json() {
+        context.out.document(&report)?;
+    } else {
+        for difference in &report.differences {
+            context.out.line(difference)?;
+        }
+        if report.is_clean() {
+            context.out.line(format!(
+                "checked {} events; the projections match the log",
+                report.events_checked
+            ))?;
+        }
+    }
+    if report.is_clean() {
+        Ok(())
+    } else {
+        Err(CliError::error(format!(
+            "{} differences between the projections and the log; repair them with `synap admin rebuild`",
+            report.differences.len()
+        )))
+    }
+}

@@ -1,0 +1,74 @@
+//! The commands, one module per command and one folder per command tree
+//! (`note/add.rs` is `synap note add`). Each module holds its arguments and a
+//! `run` that takes the [`Context`] and returns what happened as a [`CliError`] or
+//! nothing.
+
+pub mod admin;
+pub mod capture;
+pub mod events;
+pub mod history;
+pub mod link;
+pub mod links;
+pub mod list;
+pub mod note;
+pub mod restore;
+pub mod revert;
+pub mod rm;
+pub mod search;
+pub mod show;
+pub mod task;
+pub mod unlink;
+pub mod user;
+
+use crate::cli::{Cli, Command};
+use crate::context::Context;
+use crate::error::CliError;
+use serde::Serialize;
+use synap_store::CommandOutcome;
+
+/// Opens the store and runs the command.
+pub async fn run(cli: Cli) -> Result<(), CliError> {
+    let context = Context::open(&cli.global).await?;
+    match cli.command {
+        Command::Capture(args) => capture::run(&context, args).await,
+        Command::Note(command) => note::run(&context, command).await,
+        Command::Task(command) => task::run(&context, command).await,
+        Command::Show(args) => show::run(&context, args).await,
+        Command::List(args) => list::run(&context, args).await,
+        Command::History(args) => history::run(&context, args).await,
+        Command::Revert(args) => revert::run(&context, args).await,
+        Command::Rm(args) => rm::run(&context, args).await,
+        Command::Restore(args) => restore::run(&context, args).await,
+        Command::Link(args) => link::run(&context, args).await,
+        Command::Unlink(args) => unlink::run(&context, args).await,
+        Command::Links(args) => links::run(&context, args).await,
+        Command::Search(args) => search::run(&context, args).await,
+        Command::Events(args) => events::run(&context, args).await,
+        Command::User(command) => user::run(&context, command).await,
+        Command::Admin(command) => admin::run(&context, command).await,
+    }
+}
+
+/// The JSON answer of a command that created an entity.
+#[derive(Debug, Serialize)]
+pub struct Created {
+    pub entity_id: uuid::Uuid,
+    pub version: u64,
+}
+
+/// Prints the outcome of a command that changed an existing aggregate: the outcome
+/// as JSON, or `done` (or `unchanged` when the command appended nothing) for people.
+pub fn print_outcome(
+    context: &Context,
+    outcome: &CommandOutcome,
+    done: &str,
+    unchanged: &str,
+) -> Result<(), CliError> {
+    if context.out.is_json() {
+        context.out.document(outcome)
+    } else if outcome.events.is_empty() {
+        context.out.line(unchanged)
+    } else {
+        context.out.line(done)
+    }
+}

@@ -1,0 +1,16 @@
+//! End-to-end tests of the `synap` binary: each test runs the real binary against
+//! its own temporary data directory and checks what a user would notice — the
+//! output, the JSON shapes, and the exit codes with their one-line messages.
+
+mod admin;
+mod events;
+mod exit_codes;
+mod lifecycle;
+mod links;
+mod listing;
+mod notes;
+mod search;
+mod settings;
+mod support;
+mod tasks;
+mod users;
