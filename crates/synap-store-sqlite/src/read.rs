@@ -381,6 +381,25 @@ pub fn graph(conn: &Connection, user: &UserId, request: &GraphRequest) -> StoreR
             }
         }
     }
+    // Every edge between reached nodes, also those between nodes at the last depth,
+    // which the walk itself does not follow.
+    for node in &nodes {
+        if node.depth < request.depth {
+            continue;
+        }
+        for relation in relations(conn, user, node.id, Direction::Out)? {
+            let wanted =
+                request.kinds.is_empty() || request.kinds.contains(&relation.kind);
+            if wanted && seen.contains(&relation.target_id) && edge_ids.insert(relation.id) {
+                edges.push(GraphEdge {
+                    id: relation.id,
+                    source_id: relation.source_id,
+                    target_id: relation.target_id,
+                    kind: relation.kind,
+                });
+            }
+        }
+    }
     edges.retain(|e| seen.contains(&e.source_id) && seen.contains(&e.target_id));
     Ok(Graph {
         nodes,

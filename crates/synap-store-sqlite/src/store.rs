@@ -71,6 +71,7 @@ struct Inner {
     head: watch::Receiver<u64>,
     readers: Mutex<Vec<Connection>>,
     reader_permits: Semaphore,
+    clock: Arc<dyn Clock>,
 }
 
 impl std::fmt::Debug for Inner {
@@ -153,6 +154,7 @@ impl SqliteStore {
                 head: head_rx,
                 reader_permits: Semaphore::new(readers.len()),
                 readers: Mutex::new(readers),
+                clock: config.clock.clone(),
             }),
         })
     }
@@ -243,6 +245,8 @@ fn insert_user(
     now: jiff::Timestamp,
     source: Source,
 ) -> StoreResult<UserSummary> {
+    // Stored with microsecond precision; answer with what is stored.
+    let now = jiff::Timestamp::from_microsecond(now.as_microsecond()).unwrap_or(now);
     let email = email.trim();
     let valid = email.chars().count() <= EMAIL_CHARS_MAX
         && email
@@ -619,10 +623,9 @@ impl Accounts for SqliteStore {
     }
 
     async fn create_user(&self, email: &str, role: &str) -> StoreResult<UserSummary> {
+        let now = self.inner.clock.now();
         let (email, role) = (email.to_string(), role.to_string());
-        self.exclusive(move |conn| {
-            insert_user(conn, &email, &role, jiff::Timestamp::now(), Source::Api)
-        })
-        .await
+        self.exclusive(move |conn| insert_user(conn, &email, &role, now, Source::Api))
+            .await
     }
 }

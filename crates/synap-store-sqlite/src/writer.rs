@@ -281,6 +281,18 @@ impl WriteTransaction for SqliteWrite<'_> {
         project::load_relation(self.conn, &scope.user_id, id)
     }
 
+    fn stream_version(&mut self, aggregate_id: Uuid) -> StoreResult<u64> {
+        stream_version(self.conn, aggregate_id)
+    }
+
+    fn register_tags(&mut self, scope: &Scope, names: &[String]) -> StoreResult<()> {
+        self.wrote = true;
+        for name in names {
+            project::register_tag(self.conn, &scope.user_id, name)?;
+        }
+        Ok(())
+    }
+
     fn content_body(&mut self, scope: &Scope, hash: ContentHash) -> StoreResult<Option<String>> {
         project::load_body(self.conn, &scope.user_id, &hash)
     }
@@ -465,10 +477,13 @@ pub fn append_event(conn: &Connection, event: &NewEvent<'_>) -> StoreResult<u64>
             if e.to_string().contains("events.id") {
                 StoreError::InvalidInput(format!("event id {} was already used; send a new one", event.id))
             } else {
-                StoreError::Conflict {
-                    aggregate_id: event.aggregate_id,
-                    expected: event.version.saturating_sub(1),
-                    current: event.version,
+                match stream_version(conn, event.aggregate_id) {
+                    Ok(current) => StoreError::Conflict {
+                        aggregate_id: event.aggregate_id,
+                        expected: event.version.saturating_sub(1),
+                        current,
+                    },
+                    Err(error) => error,
                 }
             }
         } else {
@@ -476,4 +491,13 @@ pub fn append_event(conn: &Connection, event: &NewEvent<'_>) -> StoreResult<u64>
         }
     })?;
     Ok(conn.last_insert_rowid() as u64)
+}
+
+/// The highest version of the stream `aggregate_id` (0 when it has no events).
+fn stream_version(conn: &Connection, aggregate_id: Uuid) -> StoreResult<u64> {
+    conn.prepare_cached("SELECT coalesce(max(version), 0) FROM events WHERE aggregate_id = ?1")
+        .map_err(sql_error)?
+        .query_row([aggregate_id.as_bytes()], |r| r.get::<_, i64>(0))
+        .map(|v| v as u64)
+        .map_err(sql_error)
 }

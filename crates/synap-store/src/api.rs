@@ -31,7 +31,8 @@ pub enum StoreError {
     /// The domain refused the command; nothing was written.
     #[error(transparent)]
     Domain(#[from] DomainError),
-    /// A stale expected version; nothing was written.
+    /// A stale expected version; nothing was written. (A create with an id that is
+    /// already used, by anyone, is a validation error on `id` instead.)
     #[error(
         "version conflict on {aggregate_id}: expected version {expected}, current version is {current}"
     )]
@@ -333,7 +334,9 @@ pub struct EventFilter {
     /// Event types (`entity.created`, …); empty = all.
     pub types: Vec<String>,
     pub aggregate_id: Option<Uuid>,
+    /// Events recorded at or after this time (inclusive).
     pub since: Option<Timestamp>,
+    /// Events recorded before this time (exclusive).
     pub until: Option<Timestamp>,
     pub limit: Option<u32>,
 }
@@ -429,7 +432,8 @@ pub trait EventStore: Send + Sync {
         filter: &EventFilter,
     ) -> StoreResult<Vec<StoredEvent>>;
 
-    /// The highest committed position (0 for an empty log).
+    /// The highest committed position of the whole log (0 for an empty log). Not
+    /// scoped: it tells that something was committed, never what or by whom.
     async fn head_position(&self) -> StoreResult<u64>;
 
     /// Waits until the head position is above `after` or `timeout` passes, and
@@ -444,7 +448,8 @@ pub trait ReadModel: Send + Sync {
     /// Current state, deleted entities included (see `deleted_at`).
     async fn entity(&self, scope: &Scope, id: EntityId) -> StoreResult<Option<EntityView>>;
     /// State at a version or time: a fold of the log from the nearest snapshot.
-    /// `None` when the entity does not exist, or did not exist yet at that point.
+    /// `None` when the entity does not exist, did not exist yet at that point, or
+    /// the version is above the current one.
     async fn entity_at(
         &self,
         scope: &Scope,

@@ -71,6 +71,12 @@ pub trait WriteTransaction {
         scope: &Scope,
         id: RelationId,
     ) -> StoreResult<Option<RelationState>>;
+    /// The highest version of any stream with this id, whoever owns it (0: none).
+    /// Ids are global, so a create must not reuse one, even a deleted relation's.
+    fn stream_version(&mut self, aggregate_id: Uuid) -> StoreResult<u64>;
+    /// Records the spellings of tags an event adds, so the first spelling a user
+    /// ever used stays canonical even if the tag is removed in the same command.
+    fn register_tags(&mut self, scope: &Scope, names: &[String]) -> StoreResult<()>;
     fn content_body(&mut self, scope: &Scope, hash: ContentHash) -> StoreResult<Option<String>>;
     /// Canonical spellings of the user's existing tags, by key, for the keys given.
     fn tag_spellings(
@@ -132,6 +138,9 @@ pub fn run_command<T: WriteTransaction + ?Sized>(
     new_id: &mut dyn FnMut() -> Uuid,
 ) -> StoreResult<CommandOutcome> {
     let scope = &request.scope;
+    // Stored times have microsecond precision on every backend; deciding with the
+    // same precision keeps snapshots and folds of the log identical.
+    let now = Timestamp::from_microsecond(now.as_microsecond()).unwrap_or(now);
     if let Some(mut outcome) = tx.replayed_outcome(scope, request.command_id)? {
         outcome.replayed = true;
         return Ok(outcome);
@@ -152,12 +161,8 @@ pub fn run_command<T: WriteTransaction + ?Sized>(
         } => {
             let before = tx.relation_state(scope, *id)?;
             check_expected(request, id.0, before.as_ref().map_or(0, |r| r.version))?;
-            if before.is_some() {
-                return Err(DomainError::Validation {
-                    field: "id",
-                    message: format!("relation id {id} is already used"),
-                }
-                .into());
+            if before.is_some() || tx.stream_version(id.0)? > 0 {
+                return Err(id_in_use(id.0));
             }
             let context = LinkContext {
                 source_exists: tx.live_entity_exists(scope, *source_id)?,
@@ -186,6 +191,14 @@ pub fn run_command<T: WriteTransaction + ?Sized>(
     Ok(outcome)
 }
 
+fn id_in_use(id: Uuid) -> StoreError {
+    DomainError::Validation {
+        field: "id",
+        message: format!("id {id} is already used; send a new id"),
+    }
+    .into()
+}
+
 fn check_expected(request: &CommandRequest, aggregate_id: Uuid, current: u64) -> StoreResult<()> {
     match request.expected_version {
         Some(expected) if expected != current => Err(StoreError::Conflict {
@@ -207,6 +220,12 @@ fn run_entity<T: WriteTransaction + ?Sized>(
     let before = tx.entity_state(scope, id)?;
     let current_version = before.as_ref().map_or(0, |s| s.version);
     check_expected(writer.request, id.0, current_version)?;
+    if before.is_none()
+        && matches!(command, EntityCommand::Create(_))
+        && tx.stream_version(id.0)? > 0
+    {
+        return Err(id_in_use(id.0));
+    }
 
     let current_body = match (&before, command.needs_current_body()) {
         (
@@ -253,6 +272,13 @@ fn run_entity<T: WriteTransaction + ?Sized>(
                     .unwrap_or_else(|| DEFAULT_MEDIA_TYPE.to_string()),
             };
             tx.put_content(scope, &content, &new.body)?;
+        }
+        match &event {
+            EntityEvent::Created(created) if !created.tags.is_empty() => {
+                tx.register_tags(scope, &created.tags)?
+            }
+            EntityEvent::TagsAdded(added) => tx.register_tags(scope, &added.tags)?,
+            _ => {}
         }
         let is_content_change = matches!(event, EntityEvent::ContentChanged(_))
             || matches!(&event, EntityEvent::Created(created) if created.content.is_some());
