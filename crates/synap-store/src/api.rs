@@ -396,13 +396,89 @@ pub struct Stats {
     pub amplification: f64,
 }
 
-/// A user account (the fields this layer needs; accounts grow with the server).
+/// A user account, without secrets.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct UserSummary {
     pub id: UserId,
     pub email: String,
+    /// `owner`, `admin` or `member`.
     pub role: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub display_name: Option<String>,
     pub created_at: Timestamp,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub disabled_at: Option<Timestamp>,
+}
+
+/// An account to create.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct NewUser {
+    pub email: String,
+    /// `owner`, `admin` or `member`.
+    pub role: String,
+    /// An Argon2id PHC string (never a password); `None` for accounts that only
+    /// use tokens (the local owner).
+    pub password_hash: Option<String>,
+    pub display_name: Option<String>,
+}
+
+/// An API token to store. The secret itself is never stored: only a lookup
+/// prefix and the SHA-256 of the whole token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewToken {
+    pub id: Uuid,
+    pub user_id: UserId,
+    pub name: String,
+    /// The public part of the token used to find it (unique).
+    pub prefix: String,
+    /// Hex SHA-256 of the whole token string.
+    pub secret_hash: String,
+    /// Any of `read`, `write`, `admin`.
+    pub scopes: Vec<String>,
+    pub expires_at: Option<Timestamp>,
+}
+
+/// What is known about a token, shown to its owner (never the secret).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TokenInfo {
+    pub id: Uuid,
+    pub name: String,
+    pub prefix: String,
+    pub scopes: Vec<String>,
+    pub created_at: Timestamp,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<Timestamp>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_used_at: Option<Timestamp>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub revoked_at: Option<Timestamp>,
+}
+
+/// A token found by prefix, for authentication: compare `secret_hash` in constant
+/// time, then check `revoked_at`, `expires_at` and the user's `disabled_at`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenCredential {
+    pub token: TokenInfo,
+    pub secret_hash: String,
+    pub user: UserSummary,
+}
+
+/// A browser session to store; `id_hash` is the SHA-256 of the cookie value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewSession {
+    pub id_hash: String,
+    pub user_id: UserId,
+    pub expires_at: Timestamp,
+}
+
+/// A stored session with its user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionRecord {
+    pub id_hash: String,
+    pub user: UserSummary,
+    pub created_at: Timestamp,
+    pub expires_at: Timestamp,
+    pub last_seen_at: Timestamp,
 }
 
 // ---------------------------------------------------------------------------------
@@ -500,11 +576,37 @@ pub trait Maintenance: Send + Sync {
 pub trait Accounts: Send + Sync {
     /// The local owner, who exists from the first start (created then).
     async fn local_owner(&self) -> StoreResult<UserSummary>;
+    async fn user(&self, id: UserId) -> StoreResult<Option<UserSummary>>;
     /// A user by email (case-insensitive).
     async fn user_by_email(&self, email: &str) -> StoreResult<Option<UserSummary>>;
-    /// Creates a user (appending `user.created`). Fails with a validation error when
-    /// the email is malformed or taken.
-    async fn create_user(&self, email: &str, role: &str) -> StoreResult<UserSummary>;
+    /// Creates a user (appending `user.created`, which carries no secret). Fails
+    /// with a validation error on `email` when it is malformed or taken, on `role`
+    /// when the role is unknown.
+    async fn create_user(&self, user: NewUser) -> StoreResult<UserSummary>;
+    /// The stored password hash (PHC string) of a user, if any.
+    async fn password_hash(&self, user: UserId) -> StoreResult<Option<String>>;
+    /// Replaces a user's password hash.
+    async fn set_password_hash(&self, user: UserId, password_hash: &str) -> StoreResult<()>;
+
+    /// Stores a token (appending `user.token_created` with id, name, scopes and
+    /// expiry — never the secret or its hash).
+    async fn create_token(&self, token: NewToken) -> StoreResult<TokenInfo>;
+    /// The user's tokens, newest first, revoked ones included.
+    async fn list_tokens(&self, user: UserId) -> StoreResult<Vec<TokenInfo>>;
+    /// Revokes one of the user's tokens (appending `user.token_revoked`). `false`
+    /// when the user has no such live token — another user's token id included.
+    async fn revoke_token(&self, user: UserId, token_id: Uuid) -> StoreResult<bool>;
+    /// A token by its prefix, with its user and secret hash, for authentication.
+    async fn token_by_prefix(&self, prefix: &str) -> StoreResult<Option<TokenCredential>>;
+    /// Records that a token was used at `at` (callers throttle how often).
+    async fn touch_token(&self, token_id: Uuid, at: Timestamp) -> StoreResult<()>;
+
+    async fn create_session(&self, session: NewSession) -> StoreResult<()>;
+    /// A live or expired session by id hash (callers check `expires_at`).
+    async fn session(&self, id_hash: &str) -> StoreResult<Option<SessionRecord>>;
+    /// Moves a session's expiry and last-seen time forward.
+    async fn extend_session(&self, id_hash: &str, expires_at: Timestamp, seen_at: Timestamp) -> StoreResult<()>;
+    async fn delete_session(&self, id_hash: &str) -> StoreResult<()>;
 }
 
 /// Everything a backend provides. Consumers hold an `Arc<dyn Store>`; only the

@@ -1,0 +1,24 @@
+//! The HTTP routes, one module per resource. Each returns an `OpenApiRouter` so its
+//! handlers' OpenAPI descriptions travel with them.
+
+pub mod capture;
+pub mod entities;
+pub mod events;
+pub mod health;
+pub mod relations;
+pub mod search;
+pub mod stream;
+
+use crate::state::AppState;
+use utoipa_axum::router::OpenApiRouter;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .merge(health::router())
+        .merge(entities::router())
+        .merge(relations::router())
+        .merge(search::router())
+        .merge(capture::router())
+        .merge(events::router())
+        .merge(stream::router())
+}

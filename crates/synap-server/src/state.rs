@@ -1,0 +1,49 @@
+//! `AppState`: what every handler can reach. Cheap to clone.
+
+use crate::config::ServerConfig;
+use crate::metrics::Metrics;
+use std::sync::Arc;
+use synap_store::{Clock, Store};
+use tokio::sync::watch;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Arc<dyn Store>,
+    pub config: Arc<ServerConfig>,
+    pub clock: Arc<dyn Clock>,
+    pub metrics: Arc<Metrics>,
+    /// Becomes `true` when the server starts shutting down (streams end).
+    pub shutdown: watch::Receiver<bool>,
+    /// Which database backs the store, for `/health` (`sqlite`, `postgres`).
+    pub database: &'static str,
+}
+
+impl AppState {
+    /// State for a store; returns the sender that starts a shutdown.
+    pub fn new(
+        store: Arc<dyn Store>,
+        config: ServerConfig,
+        clock: Arc<dyn Clock>,
+        database: &'static str,
+    ) -> (AppState, watch::Sender<bool>) {
+        let (shutdown_tx, shutdown) = watch::channel(false);
+        let state = AppState {
+            store,
+            config: Arc::new(config),
+            clock,
+            metrics: Arc::new(Metrics::default()),
+            shutdown,
+            database,
+        };
+        (state, shutdown_tx)
+    }
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState")
+            .field("config", &self.config)
+            .field("database", &self.database)
+            .finish_non_exhaustive()
+    }
+}
