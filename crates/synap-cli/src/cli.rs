@@ -2,8 +2,8 @@
 //! arguments live next to its code in [`crate::command`].
 
 use crate::command::{
-    admin, capture, events, history, link, links, list, note, restore, revert, rm, search, show,
-    task, unlink, user,
+    admin, capture, events, history, link, links, list, note, restore, revert, rm, search, serve,
+    show, task, token, unlink, user,
 };
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
@@ -74,9 +74,14 @@ pub enum Command {
     Search(search::Args),
     /// Read the event log, or follow it as it grows
     Events(events::Args),
+    /// Serve the HTTP API until SIGTERM or Ctrl-C
+    Serve(serve::Args),
     /// Manage user accounts
     #[command(subcommand)]
     User(user::Command),
+    /// Create, list and revoke API tokens
+    #[command(subcommand)]
+    Token(token::Command),
     /// Check, rebuild and measure the store
     #[command(subcommand)]
     Admin(admin::Command),

@@ -6,11 +6,13 @@
 //! Code map: [`cli`] (the argument grammar and global flags), [`settings`]
 //! (layered configuration), [`context`] (opened store, acting user), [`command`]
 //! (one folder per command tree), [`input`] (parsing what users type), [`output`]
-//! (tables and JSON), [`error`] (exit codes and the one error table).
+//! (tables and JSON), [`error`] (exit codes and the one error table),
+//! [`credentials`] (API tokens and password hashes).
 
 mod cli;
 mod command;
 mod context;
+mod credentials;
 mod error;
 mod input;
 mod output;

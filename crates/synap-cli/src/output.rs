@@ -204,6 +204,19 @@ pub fn event_summary(event: &StoredEvent) -> String {
         EventPayload::User(UserEvent::Created(created)) => {
             format!("{} ({})", created.email, created.role)
         }
+        EventPayload::User(UserEvent::TokenCreated(created)) => {
+            let expiry = created
+                .expires_at
+                .map_or_else(String::new, |at| format!(", expires {}", time(at)));
+            format!(
+                "{} \"{}\" ({}{expiry})",
+                created.token_id,
+                created.name,
+                created.scopes.join(",")
+            )
+        }
+        EventPayload::User(UserEvent::TokenRevoked(revoked)) => revoked.token_id.to_string(),
+        EventPayload::User(UserEvent::EventLogged(logged)) => logged.event_type.clone(),
     }
 }
 

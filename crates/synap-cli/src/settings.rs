@@ -7,6 +7,8 @@ use crate::error::CliError;
 use serde::Deserialize;
 use std::fmt;
 use std::path::{Path, PathBuf};
+use synap_server::ServerConfig;
+use synap_server::config::{Environment, IpBlock, parse_byte_size, parse_rate_limit};
 
 /// The name of the settings file inside the data directory.
 pub const SETTINGS_FILE: &str = "synap.toml";
@@ -21,6 +23,9 @@ pub struct Settings {
     pub database_url: Option<DatabaseUrl>,
     /// The file name of the embedded database inside `data_dir`.
     pub database_file: &'static str,
+    /// The server keys of the settings file (`synap serve`); the defaults are
+    /// `ServerConfig::default()`, see [`Settings::server_config`].
+    pub server: ServerFileSettings,
 }
 
 impl Default for Settings {
@@ -29,6 +34,7 @@ impl Default for Settings {
             data_dir: PathBuf::from("./synap-data"),
             database_url: None,
             database_file: "synap.db",
+            server: ServerFileSettings::default(),
         }
     }
 }
@@ -41,11 +47,78 @@ pub struct Overrides {
 }
 
 /// `synap.toml`. Every key is optional; unknown keys are refused so a typo is seen.
-/// `data_dir` is not a key: the file is found through it.
+/// `data_dir` is not a key: the file is found through it. The server keys are
+/// named like their `SYNAP_*` variables (`rate_limit_user = "6000/15m"`); the
+/// two lists are TOML arrays.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FileSettings {
     pub database_url: Option<String>,
+    pub listen: Option<String>,
+    pub env: Option<String>,
+    pub allowed_origins: Option<Vec<String>>,
+    pub allow_registration: Option<bool>,
+    pub rate_limit_anonymous: Option<String>,
+    pub rate_limit_user: Option<String>,
+    pub body_limit: Option<String>,
+    pub trusted_proxies: Option<Vec<String>>,
+}
+
+/// The server keys of `synap.toml`, kept for [`Settings::server_config`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ServerFileSettings {
+    pub listen: Option<String>,
+    pub env: Option<String>,
+    pub allowed_origins: Option<Vec<String>>,
+    pub allow_registration: Option<bool>,
+    pub rate_limit_anonymous: Option<String>,
+    pub rate_limit_user: Option<String>,
+    pub body_limit: Option<String>,
+    pub trusted_proxies: Option<Vec<String>>,
+}
+
+/// What `synap serve` got from its flags, or from the variables clap reads for
+/// them (`SYNAP_LISTEN`, `SYNAP_ENV`, `SYNAP_ALLOW_REGISTRATION`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ServeFlags {
+    pub listen: Option<String>,
+    pub env: Option<String>,
+    pub allow_registration: Option<bool>,
+}
+
+/// `true`/`false` as people write them in variables and files.
+pub fn parse_bool(text: &str) -> Result<bool, String> {
+    match text.trim().to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" | "on" => Ok(true),
+        "false" | "0" | "no" | "off" | "" => Ok(false),
+        other => Err(format!("{other:?} is not true or false")),
+    }
+}
+
+/// A comma list with blanks dropped (`a, b,` is `[a, b]`).
+fn comma_list(text: &str) -> Vec<String> {
+    text.split(',')
+        .map(str::trim)
+        .filter(|item| !item.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+/// The first of (variable, file key) that is set, with the name to blame.
+fn layered(
+    env: &dyn Fn(&str) -> Option<String>,
+    variable: &'static str,
+    file: Option<String>,
+    key: &'static str,
+) -> Option<(String, String)> {
+    match env(variable) {
+        Some(value) => Some((value, variable.to_string())),
+        None => file.map(|value| (value, format!("{SETTINGS_FILE} key {key}"))),
+    }
+}
+
+fn invalid(source: &str, message: impl fmt::Display) -> CliError {
+    CliError::usage(format!("{source}: {message}"))
 }
 
 /// A database URL. Its `Debug` hides credentials, which URLs of server databases carry.
@@ -85,6 +158,16 @@ impl Settings {
         if let Some(url) = file.database_url {
             self.database_url = Some(DatabaseUrl(url));
         }
+        self.server = ServerFileSettings {
+            listen: file.listen,
+            env: file.env,
+            allowed_origins: file.allowed_origins,
+            allow_registration: file.allow_registration,
+            rate_limit_anonymous: file.rate_limit_anonymous,
+            rate_limit_user: file.rate_limit_user,
+            body_limit: file.body_limit,
+            trusted_proxies: file.trusted_proxies,
+        };
         self
     }
 
@@ -96,6 +179,95 @@ impl Settings {
             self.database_url = Some(DatabaseUrl(url));
         }
         self
+    }
+
+    /// The server's configuration: `ServerConfig::default()` → the settings file →
+    /// `SYNAP_*` variables (looked up with `env`) → `flags`. A value that does not
+    /// parse is a usage error naming where it came from.
+    pub fn server_config(
+        &self,
+        flags: &ServeFlags,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<ServerConfig, CliError> {
+        let mut config = ServerConfig::default();
+        let file = self.server.clone();
+
+        let listen = match &flags.listen {
+            Some(value) => Some((value.clone(), "--listen / SYNAP_LISTEN".to_string())),
+            None => file
+                .listen
+                .map(|value| (value, format!("{SETTINGS_FILE} key listen"))),
+        };
+        if let Some((value, source)) = listen {
+            config.listen = value.trim().parse().map_err(|_| {
+                invalid(
+                    &source,
+                    format!("{value:?} is not an address like 127.0.0.1:3000"),
+                )
+            })?;
+        }
+
+        let environment = match &flags.env {
+            Some(value) => Some((value.clone(), "--env / SYNAP_ENV".to_string())),
+            None => file
+                .env
+                .map(|value| (value, format!("{SETTINGS_FILE} key env"))),
+        };
+        if let Some((value, source)) = environment {
+            config.environment = value
+                .parse::<Environment>()
+                .map_err(|e| invalid(&source, e))?;
+        }
+
+        if let Some(allow) = flags.allow_registration.or(file.allow_registration) {
+            config.allow_registration = allow;
+        }
+
+        let origins = match env("SYNAP_ALLOWED_ORIGINS") {
+            Some(value) => Some(comma_list(&value)),
+            None => file.allowed_origins,
+        };
+        if let Some(origins) = origins {
+            config.allowed_origins = Some(origins);
+        }
+
+        if let Some((value, source)) = layered(
+            env,
+            "SYNAP_RATE_LIMIT_ANONYMOUS",
+            file.rate_limit_anonymous,
+            "rate_limit_anonymous",
+        ) {
+            config.rate_limit_anonymous =
+                parse_rate_limit(&value).map_err(|e| invalid(&source, e))?;
+        }
+        if let Some((value, source)) = layered(
+            env,
+            "SYNAP_RATE_LIMIT_USER",
+            file.rate_limit_user,
+            "rate_limit_user",
+        ) {
+            config.rate_limit_user = parse_rate_limit(&value).map_err(|e| invalid(&source, e))?;
+        }
+        if let Some((value, source)) =
+            layered(env, "SYNAP_BODY_LIMIT", file.body_limit, "body_limit")
+        {
+            config.body_limit_bytes = parse_byte_size(&value).map_err(|e| invalid(&source, e))?;
+        }
+
+        let proxies = match env("SYNAP_TRUSTED_PROXIES") {
+            Some(value) => Some((comma_list(&value), "SYNAP_TRUSTED_PROXIES".to_string())),
+            None => file
+                .trusted_proxies
+                .map(|list| (list, format!("{SETTINGS_FILE} key trusted_proxies"))),
+        };
+        if let Some((list, source)) = proxies {
+            config.trusted_proxies = list
+                .iter()
+                .map(|item| item.parse::<IpBlock>())
+                .collect::<Result<_, _>>()
+                .map_err(|e| invalid(&source, e))?;
+        }
+        Ok(config)
     }
 
     /// The database these settings select.
@@ -184,6 +356,7 @@ mod tests {
     fn overrides_win_over_the_file_which_wins_over_defaults() {
         let file = FileSettings {
             database_url: Some("sqlite:///from/file.db".into()),
+            ..FileSettings::default()
         };
         let from_file = Settings::default().with_file(file.clone());
         assert_eq!(
@@ -219,5 +392,106 @@ mod tests {
     fn debug_hides_credentials() {
         let url = DatabaseUrl("postgres://u:secret@host/db".into());
         assert!(!format!("{url:?}").contains("secret"));
+    }
+
+    fn no_env(_: &str) -> Option<String> {
+        None
+    }
+
+    #[test]
+    fn the_server_defaults_are_the_server_crates() {
+        let config = Settings::default()
+            .server_config(&ServeFlags::default(), &no_env)
+            .expect("the defaults are valid");
+        let defaults = ServerConfig::default();
+        assert_eq!(config.listen, defaults.listen);
+        assert_eq!(config.environment, Environment::Development);
+        assert!(!config.allow_registration);
+        assert_eq!(config.rate_limit_anonymous, defaults.rate_limit_anonymous);
+        assert_eq!(config.body_limit_bytes, 10 * 1024 * 1024);
+        assert!(config.trusted_proxies.is_empty());
+        assert_eq!(config.allowed_origins, None);
+    }
+
+    #[test]
+    fn server_settings_layer_file_then_environment_then_flags() {
+        let file = FileSettings {
+            listen: Some("127.0.0.1:4000".into()),
+            env: Some("production".into()),
+            allowed_origins: Some(vec!["https://from.file".into()]),
+            allow_registration: Some(true),
+            rate_limit_anonymous: Some("10/1m".into()),
+            rate_limit_user: Some("off".into()),
+            body_limit: Some("1MiB".into()),
+            trusted_proxies: Some(vec!["10.0.0.0/8".into()]),
+            ..FileSettings::default()
+        };
+        let settings = Settings::default().with_file(file);
+        let from_file = settings
+            .server_config(&ServeFlags::default(), &no_env)
+            .expect("the file is valid");
+        assert_eq!(from_file.listen.port(), 4000);
+        assert!(from_file.is_production());
+        assert!(from_file.allow_registration);
+        assert_eq!(from_file.cors_origins(), ["https://from.file"]);
+        assert_eq!(from_file.rate_limit_user, None);
+        assert_eq!(from_file.body_limit_bytes, 1024 * 1024);
+        assert_eq!(from_file.trusted_proxies.len(), 1);
+
+        let env = |name: &str| match name {
+            "SYNAP_ALLOWED_ORIGINS" => Some("https://a.example, https://b.example,".to_string()),
+            "SYNAP_RATE_LIMIT_USER" => Some("50/1h".to_string()),
+            "SYNAP_BODY_LIMIT" => Some("2048".to_string()),
+            "SYNAP_TRUSTED_PROXIES" => Some("".to_string()),
+            _ => None,
+        };
+        let flags = ServeFlags {
+            listen: Some("127.0.0.1:0".into()),
+            env: Some("development".into()),
+            allow_registration: Some(false),
+        };
+        let layered = settings
+            .server_config(&flags, &env)
+            .expect("the layers are valid");
+        assert_eq!(layered.listen.port(), 0);
+        assert!(!layered.is_production());
+        assert!(!layered.allow_registration);
+        assert_eq!(
+            layered.cors_origins(),
+            ["https://a.example", "https://b.example"]
+        );
+        assert_eq!(
+            layered.rate_limit_user.map(|l| l.requests),
+            Some(50),
+            "the variable beats the file"
+        );
+        assert_eq!(layered.rate_limit_anonymous.map(|l| l.requests), Some(10));
+        assert_eq!(layered.body_limit_bytes, 2048);
+        assert!(layered.trusted_proxies.is_empty());
+    }
+
+    #[test]
+    fn bad_server_values_are_usage_errors_naming_their_source() {
+        let env = |name: &str| (name == "SYNAP_RATE_LIMIT_USER").then(|| "lots".to_string());
+        let error = Settings::default()
+            .server_config(&ServeFlags::default(), &env)
+            .err()
+            .map(|e| (e.exit, e.message));
+        let (exit, message) = error.unwrap_or((Exit::Success, String::new()));
+        assert_eq!(exit, Exit::Usage);
+        assert!(message.starts_with("SYNAP_RATE_LIMIT_USER: "), "{message}");
+
+        let flags = ServeFlags {
+            listen: Some("nowhere".into()),
+            ..ServeFlags::default()
+        };
+        let message = Settings::default()
+            .server_config(&flags, &no_env)
+            .err()
+            .map(|e| e.message)
+            .unwrap_or_default();
+        assert!(message.contains("--listen"), "{message}");
+        assert_eq!(parse_bool("on"), Ok(true));
+        assert!(parse_bool("maybe").is_err());
     }
 }

@@ -135,10 +135,40 @@ pub struct UserCreated {
     pub display_name: Option<String>,
 }
 
+/// `user.token_created`: an API token was issued. Never the secret or its hash.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TokenCreated {
+    pub token_id: Uuid,
+    pub name: String,
+    /// Any of `read`, `write`, `admin`.
+    pub scopes: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<Timestamp>,
+}
+
+/// `user.token_revoked`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TokenRevoked {
+    pub token_id: Uuid,
+}
+
+/// `user.event_logged`: an event a client recorded about itself (the original
+/// Synap's `events.log` procedure). Its `type` is the client's own name; `data` is
+/// a JSON object of at most `limits::LOGGED_EVENT_BYTES_MAX` bytes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EventLogged {
+    #[serde(rename = "type")]
+    pub event_type: String,
+    pub data: Value,
+}
+
 /// Events of the `user` aggregate (account life-cycle, for the audit trail).
 #[derive(Debug, Clone, PartialEq)]
 pub enum UserEvent {
     Created(UserCreated),
+    TokenCreated(TokenCreated),
+    TokenRevoked(TokenRevoked),
+    EventLogged(EventLogged),
 }
 
 /// Any event payload.
@@ -166,6 +196,9 @@ pub const CATALOGUE: &[(&str, u32)] = &[
     ("relation.created", 1),
     ("relation.deleted", 1),
     ("user.created", 1),
+    ("user.token_created", 1),
+    ("user.token_revoked", 1),
+    ("user.event_logged", 1),
 ];
 
 /// A stored payload could not be read.
@@ -207,6 +240,9 @@ impl EventPayload {
             EventPayload::Relation(RelationEvent::Created(_)) => "relation.created",
             EventPayload::Relation(RelationEvent::Deleted) => "relation.deleted",
             EventPayload::User(UserEvent::Created(_)) => "user.created",
+            EventPayload::User(UserEvent::TokenCreated(_)) => "user.token_created",
+            EventPayload::User(UserEvent::TokenRevoked(_)) => "user.token_revoked",
+            EventPayload::User(UserEvent::EventLogged(_)) => "user.event_logged",
         }
     }
 
@@ -245,6 +281,9 @@ impl EventPayload {
             EventPayload::Relation(RelationEvent::Created(e)) => to_value(e),
             EventPayload::Relation(RelationEvent::Deleted) => empty(),
             EventPayload::User(UserEvent::Created(e)) => to_value(e),
+            EventPayload::User(UserEvent::TokenCreated(e)) => to_value(e),
+            EventPayload::User(UserEvent::TokenRevoked(e)) => to_value(e),
+            EventPayload::User(UserEvent::EventLogged(e)) => to_value(e),
         }
     }
 }
@@ -312,6 +351,15 @@ pub fn decode(
         }
         "relation.deleted" => EventPayload::Relation(RelationEvent::Deleted),
         "user.created" => EventPayload::User(UserEvent::Created(parse(data).map_err(fail)?)),
+        "user.token_created" => {
+            EventPayload::User(UserEvent::TokenCreated(parse(data).map_err(fail)?))
+        }
+        "user.token_revoked" => {
+            EventPayload::User(UserEvent::TokenRevoked(parse(data).map_err(fail)?))
+        }
+        "user.event_logged" => {
+            EventPayload::User(UserEvent::EventLogged(parse(data).map_err(fail)?))
+        }
         _ => return Err(fail("unknown event type".into())),
     };
     Ok(payload)

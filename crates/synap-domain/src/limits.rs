@@ -40,3 +40,7 @@ pub const PAGE_LIMIT_MAX: u32 = 500;
 pub const SEARCH_QUERY_CHARS_MAX: usize = 1_000;
 /// Characters of context a search snippet shows around the first match.
 pub const SNIPPET_CHARS: usize = 160;
+/// Longest client-chosen type of a logged event (`events.log`), in characters.
+pub const LOGGED_EVENT_TYPE_CHARS_MAX: usize = 100;
+/// Largest data object of a logged event, serialized as compact JSON, in bytes.
+pub const LOGGED_EVENT_BYTES_MAX: usize = 16 * 1024;

@@ -14,8 +14,14 @@ use synap_store::StoreError;
 pub const PROBLEM_JSON: &str = "application/problem+json";
 
 /// An API failure: a status, a stable machine-readable `code`, and a sentence.
+/// Boxed, so `Result<T, ApiError>` stays small; its parts are reached through
+/// `Deref` (`error.status`, `error.code`, …).
 #[derive(Debug, Clone)]
-pub struct ApiError {
+pub struct ApiError(Box<ApiErrorParts>);
+
+/// What an [`ApiError`] holds.
+#[derive(Debug, Clone)]
+pub struct ApiErrorParts {
     pub status: StatusCode,
     pub code: &'static str,
     pub detail: String,
@@ -25,15 +31,32 @@ pub struct ApiError {
     pub headers: Vec<(header::HeaderName, HeaderValue)>,
 }
 
+impl std::ops::Deref for ApiError {
+    type Target = ApiErrorParts;
+    fn deref(&self) -> &ApiErrorParts {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for ApiError {
+    fn deref_mut(&mut self) -> &mut ApiErrorParts {
+        &mut self.0
+    }
+}
+
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, detail: impl Into<String>) -> Self {
-        ApiError {
+        ApiError(Box::new(ApiErrorParts {
             status,
             code,
             detail: detail.into(),
             extensions: Map::new(),
             headers: Vec::new(),
-        }
+        }))
+    }
+    /// Takes the error apart (for adapters that render it in another format).
+    pub fn into_parts(self) -> ApiErrorParts {
+        *self.0
     }
     pub fn with(mut self, key: &str, value: impl Into<Value>) -> Self {
         self.extensions.insert(key.to_string(), value.into());
@@ -105,10 +128,15 @@ impl IntoResponse for ApiError {
             extensions: &self.extensions,
         };
         let json = serde_json::to_vec(&body).unwrap_or_else(|_| b"{}".to_vec());
-        let mut response = (self.status, json).into_response();
+        let ApiErrorParts {
+            status,
+            headers: extra_headers,
+            ..
+        } = *self.0;
+        let mut response = (status, json).into_response();
         let headers = response.headers_mut();
         headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
-        for (name, value) in self.headers {
+        for (name, value) in extra_headers {
             headers.append(name, value);
         }
         response

@@ -19,6 +19,15 @@ pub struct AppState {
 }
 
 impl AppState {
+    /// Runs a command on the store, recording its latency and events in the
+    /// metrics: the one call write handlers make.
+    pub async fn execute(
+        &self,
+        request: synap_store::CommandRequest,
+    ) -> synap_store::StoreResult<synap_store::CommandOutcome> {
+        self.metrics.execute(self.store.as_ref(), request).await
+    }
+
     /// State for a store; returns the sender that starts a shutdown.
     pub fn new(
         store: Arc<dyn Store>,

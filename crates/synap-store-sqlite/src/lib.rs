@@ -10,8 +10,10 @@
 //!
 //! Modules: [`schema`] (migrations), [`writer`] (group commit and the
 //! `WriteTransaction` implementation), [`project`] (projection updates),
-//! [`read`] (queries), [`admin`] (rebuild, verify, stats).
+//! [`read`] (queries), [`admin`] (rebuild, verify, stats), [`accounts`] (users,
+//! API tokens, sessions).
 
+mod accounts;
 mod admin;
 mod codec;
 mod project;

@@ -4,7 +4,9 @@
 //! Tables, by what they hold:
 //! - source of truth: `events` (the log, append-only — triggers refuse UPDATE and
 //!   DELETE), `contents` (one row per distinct content version of a user),
-//!   `users`, `command_outcomes` (idempotency records);
+//!   `command_outcomes` (idempotency records), and the accounts: `users`,
+//!   `api_tokens` (a lookup prefix and the SHA-256 of the token, never the token)
+//!   and `sessions` (keyed by the SHA-256 of the cookie value);
 //! - projections, rebuildable from the log at any time: `entities`, `tags`,
 //!   `entity_tags`, `task_details`, `relations`, `search` (FTS5);
 //! - caches: `snapshots`.
@@ -152,6 +154,31 @@ CREATE TABLE snapshots (
     state          TEXT NOT NULL,
     PRIMARY KEY (aggregate_id, version)
 ) WITHOUT ROWID;
+"#,
+    // 2: API tokens and browser sessions. Scopes are a JSON array of names.
+    r#"
+CREATE TABLE api_tokens (
+    id           BLOB PRIMARY KEY,
+    user_id      BLOB NOT NULL,
+    name         TEXT NOT NULL,
+    prefix       TEXT NOT NULL UNIQUE,
+    secret_hash  TEXT NOT NULL,
+    scopes       TEXT NOT NULL,
+    created_at   INTEGER NOT NULL,
+    expires_at   INTEGER,
+    last_used_at INTEGER,
+    revoked_at   INTEGER
+) WITHOUT ROWID;
+CREATE INDEX api_tokens_by_user ON api_tokens(user_id, created_at DESC, id DESC);
+
+CREATE TABLE sessions (
+    id_hash      TEXT PRIMARY KEY,
+    user_id      BLOB NOT NULL,
+    created_at   INTEGER NOT NULL,
+    expires_at   INTEGER NOT NULL,
+    last_seen_at INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX sessions_by_user ON sessions(user_id);
 "#,
 ];
 

@@ -35,29 +35,26 @@ impl SqliteConfig {
     }
 }
 
-use crate::codec::{micros, sql_error, timestamp, uuid};
+use crate::codec::sql_error;
 use crate::writer::{self, Job};
-use crate::{admin, read};
+use crate::{accounts, admin, read};
 use async_trait::async_trait;
-use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
+use jiff::Timestamp;
+use rusqlite::{Connection, OpenFlags};
 use std::path::Path;
 use std::sync::Mutex;
 use synap_domain::StoredEvent;
-use synap_domain::event::{EventMetadata, EventPayload, Source, UserCreated, UserEvent};
+use synap_domain::event::Source;
 use synap_domain::ids::{ContentHash, EntityId, UserId};
-use synap_store::pipeline::NewEvent;
 use synap_store::{
     Accounts, AsOf, CommandOutcome, CommandRequest, Content, Direction, EntityFilter, EntityView,
-    EventFilter, EventStore, FOREIGN_COMMIT_POLL, Graph, GraphRequest, Maintenance, Page,
-    PageRequest, Progress, ReadModel, RebuildReport, RelationView, Scope, SearchHit, SearchRequest,
-    Stats, StoreError, StoreResult, TagCount, UserSummary, VerifyReport,
+    EventFilter, EventStore, FOREIGN_COMMIT_POLL, Graph, GraphRequest, Maintenance, NewSession,
+    NewToken, NewUser, Page, PageRequest, Progress, ReadModel, RebuildReport, RelationView, Scope,
+    SearchHit, SearchRequest, SessionRecord, Stats, StoreError, StoreResult, TagCount,
+    TokenCredential, TokenInfo, UserSummary, VerifyReport,
 };
 use tokio::sync::{Semaphore, mpsc, oneshot, watch};
-
-/// The email of the local owner, the account one person uses without set-up.
-pub const LOCAL_OWNER_EMAIL: &str = "owner@localhost";
-/// Longest email address accepted.
-const EMAIL_CHARS_MAX: usize = 254;
+use uuid::Uuid;
 
 /// The embedded store. Cheap to clone; all clones share one writer and one pool.
 #[derive(Clone, Debug)]
@@ -118,7 +115,7 @@ impl SqliteStore {
         })?;
         configure(&conn, &config).map_err(sql_error)?;
         crate::schema::migrate(&mut conn).map_err(sql_error)?;
-        ensure_local_owner(&mut conn, config.clock.now())?;
+        accounts::ensure_local_owner(&mut conn, config.clock.now())?;
 
         let mut readers = Vec::with_capacity(config.read_connections.max(1));
         for _ in 0..config.read_connections.max(1) {
@@ -221,130 +218,6 @@ impl SqliteStore {
             .await
             .map_err(|_| StoreError::Closed)?;
         answer.await.map_err(|_| StoreError::Closed)?
-    }
-}
-
-fn user_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<(Vec<u8>, String, String, i64)> {
-    Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
-}
-
-fn user_summary(fields: (Vec<u8>, String, String, i64)) -> StoreResult<UserSummary> {
-    Ok(UserSummary {
-        id: UserId(uuid(&fields.0)?),
-        email: fields.1,
-        role: fields.2,
-        created_at: timestamp(fields.3)?,
-    })
-}
-
-/// Creates a user row and appends `user.created`, in one transaction.
-fn insert_user(
-    conn: &mut Connection,
-    email: &str,
-    role: &str,
-    now: jiff::Timestamp,
-    source: Source,
-) -> StoreResult<UserSummary> {
-    // Stored with microsecond precision; answer with what is stored.
-    let now = jiff::Timestamp::from_microsecond(now.as_microsecond()).unwrap_or(now);
-    let email = email.trim();
-    let valid = email.chars().count() <= EMAIL_CHARS_MAX
-        && email
-            .split_once('@')
-            .is_some_and(|(local, domain)| !local.is_empty() && !domain.is_empty())
-        && !email.chars().any(|c| c.is_whitespace() || c.is_control());
-    if !valid {
-        return Err(synap_domain::DomainError::Validation {
-            field: "email",
-            message: format!("{email:?} is not an email address"),
-        }
-        .into());
-    }
-    if !matches!(role, "owner" | "admin" | "member") {
-        return Err(synap_domain::DomainError::Validation {
-            field: "role",
-            message: format!("{role:?} is not a role; use owner, admin or member"),
-        }
-        .into());
-    }
-    let tx = conn
-        .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
-        .map_err(sql_error)?;
-    let taken = tx
-        .query_row(
-            "SELECT 1 FROM users WHERE email_key = ?1",
-            [email.to_lowercase()],
-            |_| Ok(()),
-        )
-        .optional()
-        .map_err(sql_error)?
-        .is_some();
-    if taken {
-        return Err(synap_domain::DomainError::Validation {
-            field: "email",
-            message: format!("{email} already has an account"),
-        }
-        .into());
-    }
-    let id = UserId::new_v7();
-    tx.execute(
-        "INSERT INTO users (id, email, email_key, role, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
-        params![
-            id.as_bytes(),
-            email,
-            email.to_lowercase(),
-            role,
-            micros(now)
-        ],
-    )
-    .map_err(sql_error)?;
-    let payload = EventPayload::User(UserEvent::Created(UserCreated {
-        email: email.to_string(),
-        role: role.to_string(),
-        display_name: None,
-    }));
-    let metadata = EventMetadata {
-        source,
-        ..Default::default()
-    };
-    writer::append_event(
-        &tx,
-        &NewEvent {
-            id: uuid::Uuid::now_v7(),
-            aggregate_id: id.0,
-            version: 1,
-            payload: &payload,
-            user_id: id,
-            metadata: &metadata,
-            recorded_at: now,
-        },
-    )?;
-    tx.commit().map_err(sql_error)?;
-    Ok(UserSummary {
-        id,
-        email: email.to_string(),
-        role: role.to_string(),
-        created_at: now,
-    })
-}
-
-fn ensure_local_owner(conn: &mut Connection, now: jiff::Timestamp) -> StoreResult<()> {
-    let exists = conn
-        .query_row(
-            "SELECT 1 FROM users WHERE role = 'owner' LIMIT 1",
-            [],
-            |_| Ok(()),
-        )
-        .optional()
-        .map_err(sql_error)?
-        .is_some();
-    if exists {
-        return Ok(());
-    }
-    match insert_user(conn, LOCAL_OWNER_EMAIL, "owner", now, Source::System) {
-        // Another process created the owner between our check and our insert.
-        Err(StoreError::Domain(_)) => Ok(()),
-        other => other.map(|_| ()),
     }
 }
 
@@ -593,39 +466,90 @@ fn scratch_path(live: &Path) -> PathBuf {
 #[async_trait]
 impl Accounts for SqliteStore {
     async fn local_owner(&self) -> StoreResult<UserSummary> {
-        self.read(|conn| {
-            let fields = conn
-                .query_row(
-                    "SELECT id, email, role, created_at FROM users WHERE role = 'owner' ORDER BY created_at, id LIMIT 1",
-                    [],
-                    user_from_row,
-                )
-                .map_err(sql_error)?;
-            user_summary(fields)
-        })
-        .await
+        self.read(accounts::local_owner).await
+    }
+
+    async fn user(&self, id: UserId) -> StoreResult<Option<UserSummary>> {
+        self.read(move |conn| accounts::user(conn, id)).await
     }
 
     async fn user_by_email(&self, email: &str) -> StoreResult<Option<UserSummary>> {
-        let key = email.trim().to_lowercase();
-        self.read(move |conn| {
-            conn.query_row(
-                "SELECT id, email, role, created_at FROM users WHERE email_key = ?1",
-                [key],
-                user_from_row,
-            )
-            .optional()
-            .map_err(sql_error)?
-            .map(user_summary)
-            .transpose()
-        })
-        .await
+        let email = email.to_string();
+        self.read(move |conn| accounts::user_by_email(conn, &email))
+            .await
     }
 
-    async fn create_user(&self, email: &str, role: &str) -> StoreResult<UserSummary> {
+    async fn create_user(&self, user: NewUser) -> StoreResult<UserSummary> {
         let now = self.inner.clock.now();
-        let (email, role) = (email.to_string(), role.to_string());
-        self.exclusive(move |conn| insert_user(conn, &email, &role, now, Source::Api))
+        self.exclusive(move |conn| accounts::create_user(conn, &user, now, Source::Api))
+            .await
+    }
+
+    async fn password_hash(&self, user: UserId) -> StoreResult<Option<String>> {
+        self.read(move |conn| accounts::password_hash(conn, user))
+            .await
+    }
+
+    async fn set_password_hash(&self, user: UserId, password_hash: &str) -> StoreResult<()> {
+        let hash = password_hash.to_string();
+        self.exclusive(move |conn| accounts::set_password_hash(conn, user, &hash))
+            .await
+    }
+
+    async fn create_token(&self, token: NewToken) -> StoreResult<TokenInfo> {
+        let now = self.inner.clock.now();
+        self.exclusive(move |conn| accounts::create_token(conn, &token, now))
+            .await
+    }
+
+    async fn list_tokens(&self, user: UserId) -> StoreResult<Vec<TokenInfo>> {
+        self.read(move |conn| accounts::list_tokens(conn, user))
+            .await
+    }
+
+    async fn revoke_token(&self, user: UserId, token_id: Uuid) -> StoreResult<bool> {
+        let now = self.inner.clock.now();
+        self.exclusive(move |conn| accounts::revoke_token(conn, user, token_id, now))
+            .await
+    }
+
+    async fn token_by_prefix(&self, prefix: &str) -> StoreResult<Option<TokenCredential>> {
+        let prefix = prefix.to_string();
+        self.read(move |conn| accounts::token_by_prefix(conn, &prefix))
+            .await
+    }
+
+    async fn touch_token(&self, token_id: Uuid, at: Timestamp) -> StoreResult<()> {
+        self.exclusive(move |conn| accounts::touch_token(conn, token_id, at))
+            .await
+    }
+
+    async fn create_session(&self, session: NewSession) -> StoreResult<()> {
+        let now = self.inner.clock.now();
+        self.exclusive(move |conn| accounts::create_session(conn, &session, now))
+            .await
+    }
+
+    async fn session(&self, id_hash: &str) -> StoreResult<Option<SessionRecord>> {
+        let id_hash = id_hash.to_string();
+        self.read(move |conn| accounts::session(conn, &id_hash))
+            .await
+    }
+
+    async fn extend_session(
+        &self,
+        id_hash: &str,
+        expires_at: Timestamp,
+        seen_at: Timestamp,
+    ) -> StoreResult<()> {
+        let id_hash = id_hash.to_string();
+        self.exclusive(move |conn| accounts::extend_session(conn, &id_hash, expires_at, seen_at))
+            .await
+    }
+
+    async fn delete_session(&self, id_hash: &str) -> StoreResult<()> {
+        let id_hash = id_hash.to_string();
+        self.exclusive(move |conn| accounts::delete_session(conn, &id_hash))
             .await
     }
 }

@@ -82,6 +82,12 @@ pub enum Target {
     },
     /// Delete a link.
     Unlink { id: RelationId },
+    /// Record a client's own event (`user.event_logged`) in the caller's user
+    /// stream: the original Synap's `events.log`.
+    LogEvent {
+        event_type: String,
+        data: serde_json::Value,
+    },
 }
 
 /// A command with its envelope.

@@ -18,8 +18,8 @@
 
 use crate::api::{
     AsOf, CommandOutcome, CommandRequest, Direction, EntityFilter, EntityView, EventFilter,
-    GraphRequest, ManualClock, PageRequest, Scope, SearchHit, SearchRequest, Store, StoreError,
-    StoreResult, SystemClock, Target,
+    GraphRequest, ManualClock, NewSession, NewToken, NewUser, PageRequest, Scope, SearchHit,
+    SearchRequest, SessionRecord, Store, StoreError, StoreResult, SystemClock, Target, TokenInfo,
 };
 use crate::api::{Clock, TagCount};
 use crate::fold::{SNAPSHOT_INTERVAL, fold_entity};
@@ -34,7 +34,7 @@ use std::time::{Duration, Instant};
 use synap_domain::command::{Change, CreateEntity, EntityCommand, NewContent, TaskInput};
 use synap_domain::entity::{ContentRef, DEFAULT_MEDIA_TYPE, EntityType, TaskStatus};
 use synap_domain::event::{AggregateType, EntityEvent, EventMetadata, EventPayload, Source};
-use synap_domain::ids::{ContentHash, EntityId, EventId, RelationId};
+use synap_domain::ids::{ContentHash, EntityId, EventId, RelationId, UserId};
 use synap_domain::relation::RelationKind;
 use synap_domain::text::preview;
 use synap_domain::{DomainError, StoredEvent};
@@ -149,7 +149,7 @@ impl Harness {
     pub async fn second_user(&self, email: &str) -> Scope {
         let user = self
             .store
-            .create_user(email, "member")
+            .create_user(new_user(email, "member"))
             .await
             .expect("create a second user");
         Scope::user(user.id)
@@ -168,6 +168,15 @@ impl std::fmt::Debug for Actor<'_> {
         f.debug_struct("Actor")
             .field("scope", &self.scope)
             .finish_non_exhaustive()
+    }
+}
+
+/// An account to create, without a password or display name.
+fn new_user(email: &str, role: &str) -> NewUser {
+    NewUser {
+        email: email.to_string(),
+        role: role.to_string(),
+        ..Default::default()
     }
 }
 
@@ -3283,7 +3292,7 @@ pub async fn accounts_have_unique_emails_and_use_the_store_clock<F: StoreFactory
     h.set_time(plus(t0, 60));
     let bob = h
         .store
-        .create_user("Bob@Example.com", "member")
+        .create_user(new_user("Bob@Example.com", "member"))
         .await
         .expect("create a member");
     assert_eq!(
@@ -3323,7 +3332,7 @@ pub async fn accounts_have_unique_emails_and_use_the_store_clock<F: StoreFactory
     ] {
         assert!(
             matches!(
-                refusal(h.store.create_user(email, role).await),
+                refusal(h.store.create_user(new_user(email, role)).await),
                 DomainError::Validation { .. }
             ),
             "{email} {role}"
@@ -3347,6 +3356,468 @@ pub async fn accounts_have_unique_emails_and_use_the_store_clock<F: StoreFactory
             .contains("password"),
         "no secrets in events"
     );
+}
+
+/// Passwords are stored as given (a PHC string, never checked here) and replaced;
+/// `user` finds what `create_user` returned; duplicate emails are refused whatever
+/// their case, naming the field; `user.created` carries no hash.
+pub async fn accounts_keep_password_hashes_and_refuse_duplicate_emails<F: StoreFactory>() {
+    let t0 = time("2023-02-03T04:05:06.123456789Z");
+    let h = Harness::with_clock::<F>(t0).await;
+    let owner = h.store.local_owner().await.expect("owner");
+    assert_eq!(
+        h.store.password_hash(owner.id).await.expect("hash"),
+        None,
+        "the local owner has no password"
+    );
+    let hash = "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNo";
+    let ada = h
+        .store
+        .create_user(NewUser {
+            email: "Ada@Example.com".into(),
+            role: "admin".into(),
+            password_hash: Some(hash.into()),
+            display_name: Some("Ada Lovelace".into()),
+        })
+        .await
+        .expect("create a user with a password");
+    assert_eq!(
+        (
+            ada.email.as_str(),
+            ada.role.as_str(),
+            ada.display_name.as_deref(),
+            ada.disabled_at
+        ),
+        ("Ada@Example.com", "admin", Some("Ada Lovelace"), None)
+    );
+    assert_eq!(
+        ada.created_at,
+        time("2023-02-03T04:05:06.123456Z"),
+        "times are stored with microsecond precision, and answers say what is stored"
+    );
+    assert_eq!(
+        h.store.user(ada.id).await.expect("user"),
+        Some(ada.clone()),
+        "user returns what create_user returned"
+    );
+    assert_eq!(
+        h.store
+            .user_by_email("ADA@example.com")
+            .await
+            .expect("lookup"),
+        Some(ada.clone())
+    );
+    assert_eq!(
+        h.store.user(UserId::new_v7()).await.expect("user"),
+        None,
+        "an unknown id is no user"
+    );
+    assert_eq!(
+        h.store
+            .password_hash(ada.id)
+            .await
+            .expect("hash")
+            .as_deref(),
+        Some(hash)
+    );
+    let new_hash = "$argon2id$v=19$m=19456,t=2,p=1$bmV3c2FsdA$bmV3aGFzaG5ld2hhc2g";
+    h.store
+        .set_password_hash(ada.id, new_hash)
+        .await
+        .expect("replace the password hash");
+    assert_eq!(
+        h.store
+            .password_hash(ada.id)
+            .await
+            .expect("hash")
+            .as_deref(),
+        Some(new_hash)
+    );
+    assert_eq!(
+        h.store.password_hash(owner.id).await.expect("hash"),
+        None,
+        "only that user's hash changed"
+    );
+
+    for email in ["ada@example.com", "ADA@EXAMPLE.COM", "  Ada@Example.com "] {
+        assert!(
+            matches!(
+                refusal(h.store.create_user(new_user(email, "member")).await),
+                DomainError::Validation { field: "email", .. }
+            ),
+            "{email:?} is taken"
+        );
+    }
+    assert!(matches!(
+        refusal(h.store.create_user(new_user("no at sign", "member")).await),
+        DomainError::Validation { field: "email", .. }
+    ));
+    assert!(matches!(
+        refusal(
+            h.store
+                .create_user(new_user("eve@example.com", "root"))
+                .await
+        ),
+        DomainError::Validation { field: "role", .. }
+    ));
+    assert_eq!(
+        h.store
+            .user_by_email("eve@example.com")
+            .await
+            .expect("lookup"),
+        None,
+        "a refused user is not created"
+    );
+
+    let events = h
+        .actor(Scope::user(ada.id))
+        .events(EventFilter::default())
+        .await;
+    assert_eq!(
+        events.len(),
+        1,
+        "one user.created, nothing for the hash change"
+    );
+    let json = serde_json::to_string(&events[0]).expect("json");
+    assert!(json.contains("Ada Lovelace"), "{json}");
+    for secret in [hash, new_hash, "argon2", "password"] {
+        assert!(
+            !json.contains(secret),
+            "user.created carries {secret}: {json}"
+        );
+    }
+}
+
+fn new_token(user: UserId, name: &str, prefix: &str, scopes: &[&str]) -> NewToken {
+    NewToken {
+        id: Uuid::now_v7(),
+        user_id: user,
+        name: name.to_string(),
+        prefix: prefix.to_string(),
+        secret_hash: format!("{:0>64}", prefix.to_lowercase()),
+        scopes: scopes.iter().map(|s| s.to_string()).collect(),
+        expires_at: None,
+    }
+}
+
+/// Tokens: listed newest first, found by prefix with their hash and user, touched,
+/// revoked once; another user can neither see nor revoke them; `user.token_created`
+/// and `user.token_revoked` go to the owner's log, without the secret hash.
+pub async fn tokens_are_listed_found_touched_and_revoked_by_their_owner_only<F: StoreFactory>() {
+    let t0 = time("2024-05-06T07:08:09.987654321Z");
+    let stored_t0 = time("2024-05-06T07:08:09.987654Z");
+    let h = Harness::with_clock::<F>(t0).await;
+    let owner = h.store.local_owner().await.expect("owner");
+    let bob = h.second_user("bob@example.com").await;
+
+    let mut first = new_token(owner.id, "laptop", "AbCdEf123456", &["read", "write"]);
+    first.expires_at = Some(plus(t0, 30 * 86_400));
+    let created = h.store.create_token(first.clone()).await.expect("create");
+    assert_eq!(
+        created,
+        TokenInfo {
+            id: first.id,
+            name: "laptop".into(),
+            prefix: "AbCdEf123456".into(),
+            scopes: strings(&["read", "write"]),
+            created_at: stored_t0,
+            expires_at: Some(plus(stored_t0, 30 * 86_400)),
+            last_used_at: None,
+            revoked_at: None,
+        }
+    );
+    h.set_time(plus(t0, 10));
+    let second = new_token(owner.id, "ci", "ZyXwVu987654", &["admin"]);
+    let second_info = h.store.create_token(second.clone()).await.expect("create");
+    assert_eq!(second_info.created_at, plus(stored_t0, 10));
+
+    let listed = h.store.list_tokens(owner.id).await.expect("list");
+    assert_eq!(
+        listed,
+        vec![second_info.clone(), created.clone()],
+        "newest first"
+    );
+
+    let found = h
+        .store
+        .token_by_prefix("AbCdEf123456")
+        .await
+        .expect("lookup")
+        .expect("the token is found by its prefix");
+    assert_eq!(found.token, created);
+    assert_eq!(found.secret_hash, first.secret_hash);
+    assert_eq!(found.user, owner);
+    assert_eq!(
+        h.store
+            .token_by_prefix("abcdef123456")
+            .await
+            .expect("lookup"),
+        None,
+        "prefixes are matched exactly"
+    );
+    assert_eq!(
+        h.store.token_by_prefix("nothing").await.expect("lookup"),
+        None
+    );
+
+    let used_at = plus(t0, 20);
+    h.store.touch_token(first.id, used_at).await.expect("touch");
+    let found = h
+        .store
+        .token_by_prefix("AbCdEf123456")
+        .await
+        .expect("lookup")
+        .expect("found");
+    assert_eq!(found.token.last_used_at, Some(plus(stored_t0, 20)));
+
+    // Another user: cannot see, cannot revoke.
+    assert_eq!(
+        h.store.list_tokens(bob.user_id).await.expect("list"),
+        vec![]
+    );
+    assert!(
+        !h.store
+            .revoke_token(bob.user_id, first.id)
+            .await
+            .expect("revoke"),
+        "another user's token id behaves like a missing one"
+    );
+    assert_eq!(
+        h.store.list_tokens(owner.id).await.expect("list")[1].revoked_at,
+        None,
+        "and nothing changed"
+    );
+
+    h.set_time(plus(t0, 30));
+    assert!(
+        h.store
+            .revoke_token(owner.id, first.id)
+            .await
+            .expect("revoke"),
+        "the owner revokes a live token"
+    );
+    let listed = h.store.list_tokens(owner.id).await.expect("list");
+    assert_eq!(listed.len(), 2, "revoked tokens stay listed");
+    assert_eq!(listed[1].id, first.id);
+    assert_eq!(listed[1].revoked_at, Some(plus(stored_t0, 30)));
+    assert_eq!(listed[1].last_used_at, Some(plus(stored_t0, 20)));
+    assert_eq!(listed[0], second_info, "the other token is untouched");
+    let found = h
+        .store
+        .token_by_prefix("AbCdEf123456")
+        .await
+        .expect("lookup")
+        .expect("a revoked token is still found (the caller refuses it)");
+    assert_eq!(found.token.revoked_at, Some(plus(stored_t0, 30)));
+
+    h.set_time(plus(t0, 40));
+    assert!(
+        !h.store
+            .revoke_token(owner.id, first.id)
+            .await
+            .expect("revoke"),
+        "revoking twice is a no-op"
+    );
+    assert!(
+        !h.store
+            .revoke_token(owner.id, Uuid::now_v7())
+            .await
+            .expect("revoke"),
+        "an unknown id is not revoked"
+    );
+    assert_eq!(
+        h.store.list_tokens(owner.id).await.expect("list")[1].revoked_at,
+        Some(plus(stored_t0, 30)),
+        "the first revocation time stays"
+    );
+
+    let events = h
+        .me()
+        .events(EventFilter {
+            aggregate_id: Some(owner.id.0),
+            ..Default::default()
+        })
+        .await;
+    let shapes: Vec<(&str, u64)> = events.iter().map(|e| (e.event_type(), e.version)).collect();
+    assert_eq!(
+        shapes,
+        vec![
+            ("user.created", 1),
+            ("user.token_created", 2),
+            ("user.token_created", 3),
+            ("user.token_revoked", 4),
+        ],
+        "one event per change in the user's stream; refused and repeated revocations append nothing"
+    );
+    let times: Vec<Timestamp> = events[1..].iter().map(|e| e.recorded_at).collect();
+    assert_eq!(
+        times,
+        vec![stored_t0, plus(stored_t0, 10), plus(stored_t0, 30)]
+    );
+    assert!(
+        events
+            .iter()
+            .all(|e| e.aggregate_type() == AggregateType::User)
+    );
+    assert_eq!(
+        events[1].payload.data(),
+        json!({
+            "token_id": first.id,
+            "name": "laptop",
+            "scopes": ["read", "write"],
+            "expires_at": plus(stored_t0, 30 * 86_400),
+        })
+    );
+    assert_eq!(events[3].payload.data(), json!({"token_id": first.id}));
+    for event in &events {
+        let json = serde_json::to_string(event).expect("json");
+        for secret in [&first.secret_hash, &second.secret_hash] {
+            assert!(
+                !json.contains(secret.as_str()),
+                "{} carries a secret hash: {json}",
+                event.event_type()
+            );
+        }
+        assert!(!json.contains("secret"), "{json}");
+    }
+    let bobs = h.actor(bob).events(EventFilter::default()).await;
+    assert!(
+        bobs.iter().all(|e| e.event_type() == "user.created"),
+        "another user's token events are not in their log"
+    );
+
+    // Accounts are not projections: replaying the log skips them and keeps them.
+    let report = h.store.verify(&|_, _| {}).await.expect("verify");
+    assert!(report.is_clean(), "{:?}", report.differences);
+    h.store.rebuild(&|_, _| {}).await.expect("rebuild");
+    assert_eq!(
+        h.store.list_tokens(owner.id).await.expect("list"),
+        listed,
+        "a rebuild leaves tokens alone"
+    );
+}
+
+/// Token names have 1..=100 characters and scopes are a non-empty subset of
+/// read/write/admin; a refused token writes nothing.
+pub async fn token_names_and_scopes_are_validated<F: StoreFactory>() {
+    let h = Harness::new::<F>().await;
+    let owner = h.store.local_owner().await.expect("owner");
+    let head = h.head().await;
+    let long = "n".repeat(101);
+    for (name, scopes, field) in [
+        ("", &["read"][..], "name"),
+        ("   ", &["read"][..], "name"),
+        (long.as_str(), &["read"][..], "name"),
+        ("ok", &[][..], "scopes"),
+        ("ok", &["read", "delete"][..], "scopes"),
+        ("ok", &["READ"][..], "scopes"),
+    ] {
+        let token = new_token(owner.id, name, "Refused00001", scopes);
+        match refusal(h.store.create_token(token).await) {
+            DomainError::Validation { field: got, .. } => {
+                assert_eq!(got, field, "{name:?} {scopes:?}")
+            }
+            other => panic!("{name:?} {scopes:?}: {other:?}"),
+        }
+    }
+    assert_eq!(h.store.list_tokens(owner.id).await.expect("list"), vec![]);
+    assert_eq!(h.head().await, head, "refused tokens append nothing");
+
+    let longest = "n".repeat(100);
+    let token = new_token(owner.id, &longest, "Accepted0001", &["admin"]);
+    let info = h
+        .store
+        .create_token(token)
+        .await
+        .expect("100 characters is fine");
+    assert_eq!(info.name, longest);
+    let reused = new_token(owner.id, "again", "Accepted0001", &["read"]);
+    assert!(
+        h.store.create_token(reused).await.is_err(),
+        "a prefix is unique"
+    );
+    assert_eq!(h.store.list_tokens(owner.id).await.expect("list").len(), 1);
+    assert_eq!(h.head().await, head + 1, "one token, one event");
+}
+
+/// Sessions: created at the store's time, read back with their user, extended,
+/// deleted.
+pub async fn sessions_are_created_extended_and_deleted<F: StoreFactory>() {
+    let t0 = time("2024-01-01T10:00:00.000001999Z");
+    let stored_t0 = time("2024-01-01T10:00:00.000001Z");
+    let h = Harness::with_clock::<F>(t0).await;
+    let owner = h.store.local_owner().await.expect("owner");
+    let bob = h.second_user("bob@example.com").await;
+    let id_hash = "f".repeat(64);
+    let week = 7 * 86_400;
+    h.store
+        .create_session(NewSession {
+            id_hash: id_hash.clone(),
+            user_id: owner.id,
+            expires_at: plus(t0, week),
+        })
+        .await
+        .expect("create a session");
+    h.store
+        .create_session(NewSession {
+            id_hash: "b".repeat(64),
+            user_id: bob.user_id,
+            expires_at: plus(t0, week),
+        })
+        .await
+        .expect("another user's session");
+    assert_eq!(
+        h.store.session(&id_hash).await.expect("session"),
+        Some(SessionRecord {
+            id_hash: id_hash.clone(),
+            user: owner.clone(),
+            created_at: stored_t0,
+            expires_at: plus(stored_t0, week),
+            last_seen_at: stored_t0,
+        })
+    );
+    assert_eq!(
+        h.store.session(&"0".repeat(64)).await.expect("session"),
+        None
+    );
+
+    h.set_time(plus(t0, 86_400));
+    h.store
+        .extend_session(&id_hash, plus(t0, 8 * 86_400), plus(t0, 86_400))
+        .await
+        .expect("extend");
+    let extended = h
+        .store
+        .session(&id_hash)
+        .await
+        .expect("session")
+        .expect("still there");
+    assert_eq!(
+        (
+            extended.created_at,
+            extended.expires_at,
+            extended.last_seen_at
+        ),
+        (
+            stored_t0,
+            plus(stored_t0, 8 * 86_400),
+            plus(stored_t0, 86_400)
+        )
+    );
+
+    h.store.delete_session(&id_hash).await.expect("delete");
+    assert_eq!(h.store.session(&id_hash).await.expect("session"), None);
+    h.store
+        .delete_session(&id_hash)
+        .await
+        .expect("deleting a missing session is fine");
+    let bobs = h
+        .store
+        .session(&"b".repeat(64))
+        .await
+        .expect("session")
+        .expect("another user's session is untouched");
+    assert_eq!(bobs.user.id, bob.user_id);
 }
 
 // ---------------------------------------------------------------------------------
@@ -3810,6 +4281,10 @@ macro_rules! conformance_suite {
             editing_back_to_an_earlier_text_stores_no_new_body,
             events_never_carry_content_bodies,
             accounts_have_unique_emails_and_use_the_store_clock,
+            accounts_keep_password_hashes_and_refuse_duplicate_emails,
+            tokens_are_listed_found_touched_and_revoked_by_their_owner_only,
+            token_names_and_scopes_are_validated,
+            sessions_are_created_extended_and_deleted,
         );
         $crate::conformance_suite!(@multi_thread $factory;
             wait_for_events_wakes_promptly_after_another_tasks_commit,

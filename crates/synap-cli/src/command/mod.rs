@@ -15,8 +15,10 @@ pub mod restore;
 pub mod revert;
 pub mod rm;
 pub mod search;
+pub mod serve;
 pub mod show;
 pub mod task;
+pub mod token;
 pub mod unlink;
 pub mod user;
 
@@ -44,7 +46,9 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Links(args) => links::run(&context, args).await,
         Command::Search(args) => search::run(&context, args).await,
         Command::Events(args) => events::run(&context, args).await,
+        Command::Serve(args) => serve::run(&context, &cli.global, args).await,
         Command::User(command) => user::run(&context, command).await,
+        Command::Token(command) => token::run(&context, command).await,
         Command::Admin(command) => admin::run(&context, command).await,
     }
 }

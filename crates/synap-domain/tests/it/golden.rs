@@ -9,7 +9,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use synap_domain::event::{
     CATALOGUE, ContentChanged, EntityCreated, FieldChange, MetadataChanged, RelationCreated,
-    TagsChanged, UserCreated, decode,
+    EventLogged, TagsChanged, TokenCreated, TokenRevoked, UserCreated, decode,
 };
 use synap_domain::{
     AggregateType, EntityEvent, EntityType, EventPayload, RelationEvent, TaskStatus, UserEvent,
@@ -214,6 +214,17 @@ fn one_of_each() -> Vec<EventPayload> {
             role: "member".into(),
             display_name: None,
         })),
+        EventPayload::User(UserEvent::TokenCreated(TokenCreated {
+            token_id: id.0,
+            name: "cli".into(),
+            scopes: vec!["read".into(), "write".into()],
+            expires_at: None,
+        })),
+        EventPayload::User(UserEvent::TokenRevoked(TokenRevoked { token_id: id.0 })),
+        EventPayload::User(UserEvent::EventLogged(EventLogged {
+            event_type: "opened".into(),
+            data: serde_json::json!({}),
+        })),
     ]
 }
 
@@ -237,7 +248,12 @@ fn event_type_of(payload: &EventPayload) -> &'static str {
         EventPayload::Relation(RelationEvent::Created(_) | RelationEvent::Deleted) => {
             payload.event_type()
         }
-        EventPayload::User(UserEvent::Created(_)) => payload.event_type(),
+        EventPayload::User(
+            UserEvent::Created(_)
+            | UserEvent::TokenCreated(_)
+            | UserEvent::TokenRevoked(_)
+            | UserEvent::EventLogged(_),
+        ) => payload.event_type(),
     }
 }
 
@@ -280,6 +296,37 @@ fn absent_optional_fields_are_left_out_of_the_stored_data() {
         payloads[14].data(),
         json!({"email": "a@example.com", "role": "member"})
     );
+    assert_eq!(
+        payloads[15].data(),
+        json!({
+            "token_id": "0192f0c1-5a2e-7c3d-8f10-3b7e2a9d4c01",
+            "name": "cli",
+            "scopes": ["read", "write"]
+        })
+    );
+}
+
+#[test]
+fn token_events_never_carry_a_secret() {
+    for event_type in ["user.token_created", "user.token_revoked"] {
+        let (text, _) = read_golden(&golden_path(event_type, 1));
+        for word in ["secret", "hash", "prefix", "syn_"] {
+            assert!(!text.contains(word), "{event_type} mentions {word}");
+        }
+    }
+    // Unknown fields (a secret sent by mistake) are not kept on re-encoding.
+    let payload = decode(
+        "user.token_created",
+        1,
+        json!({
+            "token_id": "0192f0c1-5a2e-7c3d-8f10-3b7e2a9d4c01",
+            "name": "cli",
+            "scopes": ["read"],
+            "secret_hash": "ab12"
+        }),
+    )
+    .unwrap();
+    assert!(!payload.data().to_string().contains("secret"));
 }
 
 #[test]

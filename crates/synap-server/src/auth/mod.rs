@@ -112,40 +112,63 @@ pub async fn authenticate(
     mut request: Request,
     next: Next,
 ) -> Response {
-    let mut refreshed_cookie = None;
+    let mut cookie_to_send = None;
     match resolve(&state, request.headers()).await {
-        Ok(Some((caller, cookie))) => {
-            refreshed_cookie = cookie;
-            request.extensions_mut().insert(caller);
+        Ok(Resolved::Caller(caller, refreshed)) => {
+            cookie_to_send = refreshed;
+            request.extensions_mut().insert(*caller);
         }
-        Ok(None) => {}
+        Ok(Resolved::Anonymous) => {}
+        // A browser holding a cookie of an ended session is simply signed out:
+        // it must still reach `/v1/auth/login` and public routes. Clear the cookie.
+        Ok(Resolved::StaleSession) => cookie_to_send = Some(session_cookie(&state, "", 0)),
         Err(error) => return error.into_response(),
     }
     let mut response = next.run(request).await;
-    if let Some(cookie) = refreshed_cookie {
-        response.headers_mut().append(header::SET_COOKIE, cookie);
+    if let Some(cookie) = cookie_to_send {
+        // A handler that set the session cookie itself (login, logout) wins.
+        let handler_set_session = response
+            .headers()
+            .get_all(header::SET_COOKIE)
+            .iter()
+            .any(|v| {
+                v.to_str()
+                    .is_ok_and(|v| v.starts_with(&format!("{SESSION_COOKIE}=")))
+            });
+        if !handler_set_session {
+            response.headers_mut().append(header::SET_COOKIE, cookie);
+        }
     }
     response
 }
 
-async fn resolve(
-    state: &AppState,
-    headers: &HeaderMap,
-) -> Result<Option<(Caller, Option<HeaderValue>)>, ApiError> {
+/// What a request's credentials resolve to.
+enum Resolved {
+    /// A valid credential, and a refreshed session cookie to send back, if any.
+    Caller(Box<Caller>, Option<HeaderValue>),
+    /// No credential.
+    Anonymous,
+    /// A session cookie for a session that has ended or does not exist.
+    StaleSession,
+}
+
+async fn resolve(state: &AppState, headers: &HeaderMap) -> Result<Resolved, ApiError> {
     if let Some(value) = headers.get(header::AUTHORIZATION) {
         let text = value.to_str().unwrap_or_default();
         let token = text
             .strip_prefix("Bearer ")
             .or_else(|| text.strip_prefix("bearer "))
             .ok_or_else(|| ApiError::unauthorized("use Authorization: Bearer <token>"))?;
-        return token_caller(state, token.trim())
-            .await
-            .map(|caller| Some((caller, None)));
+        let caller = token_caller(state, token.trim()).await?;
+        return Ok(Resolved::Caller(Box::new(caller), None));
     }
     if let Some(session_id) = cookie_value(headers, SESSION_COOKIE) {
-        return session_caller(state, &session_id).await.map(Some);
+        return Ok(match session_caller(state, &session_id).await? {
+            Some((caller, refreshed)) => Resolved::Caller(Box::new(caller), refreshed),
+            None => Resolved::StaleSession,
+        });
     }
-    Ok(None)
+    Ok(Resolved::Anonymous)
 }
 
 async fn token_caller(state: &AppState, token: &str) -> Result<Caller, ApiError> {
@@ -205,16 +228,18 @@ async fn token_caller(state: &AppState, token: &str) -> Result<Caller, ApiError>
     })
 }
 
+/// The caller of a live session (`None` when it has ended or never existed).
 async fn session_caller(
     state: &AppState,
     session_id: &str,
-) -> Result<(Caller, Option<HeaderValue>), ApiError> {
-    let expired = || ApiError::unauthorized("the session has ended; log in again");
+) -> Result<Option<(Caller, Option<HeaderValue>)>, ApiError> {
     let id_hash = tokens::hash_secret(session_id);
-    let session = state.store.session(&id_hash).await?.ok_or_else(expired)?;
+    let Some(session) = state.store.session(&id_hash).await? else {
+        return Ok(None);
+    };
     let now = state.clock.now();
     if session.expires_at <= now || session.user.disabled_at.is_some() {
-        return Err(expired());
+        return Ok(None);
     }
     let mut cookie = None;
     let age = now.duration_since(session.last_seen_at).as_secs_f64();
@@ -234,14 +259,12 @@ async fn session_caller(
     if matches!(session.user.role.as_str(), "owner" | "admin") {
         permissions.push(Permission::Admin);
     }
-    Ok((
-        Caller {
-            user: session.user,
-            permissions,
-            credential: Credential::Session { id_hash },
-        },
-        cookie,
-    ))
+    let caller = Caller {
+        user: session.user,
+        permissions,
+        credential: Credential::Session { id_hash },
+    };
+    Ok(Some((caller, cookie)))
 }
 
 /// A `Set-Cookie` value for the session (an empty value with max-age 0 clears it).

@@ -1,8 +1,158 @@
-//! (to be written)
+//! `GET /health`, `GET /ready`, `GET /metrics`: public, unversioned, for people,
+//! load balancers and Prometheus.
+//!
+//! - `/health` is liveness: 200 while the process answers, with the original
+//!   Synap fields (`status`, `timestamp`, `version`, `mode`, `auth`) plus
+//!   `database` (which backend, and whether it answered a query just now). When
+//!   the database does not answer, `status` is `degraded` (still 200: the process
+//!   is alive; `/ready` is the gate).
+//! - `/ready` is readiness: 200 once the store answers (migrations ran when the
+//!   store opened), 503 problem+json when it does not or while shutting down.
+//! - `/metrics` is the Prometheus text of [`crate::metrics`].
+//!
+//! `mode` describes how accounts come to exist: `multi-user` when open
+//! registration is on (anyone may create an account), `single-user` otherwise
+//! (the local owner, plus accounts the operator adds with `synap user add`).
+//! Every request is authenticated and scoped to its user in both modes.
 
+use crate::error::ApiError;
+use crate::metrics;
+use crate::routes::dto::Problem;
 use crate::state::AppState;
+use axum::Json;
+use axum::extract::State;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use std::time::Duration;
+use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+/// How long `/health` and `/ready` wait for the database's answer.
+pub const DATABASE_PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// What `/health` answers.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Health {
+    /// `ok`, or `degraded` when the database does not answer.
+    #[schema(example = "ok")]
+    pub status: &'static str,
+    /// The server's time (RFC 3339).
+    #[schema(value_type = String, format = DateTime)]
+    pub timestamp: jiff::Timestamp,
+    /// The server's version.
+    pub version: &'static str,
+    /// `multi-user` when open registration is on, `single-user` otherwise.
+    #[schema(example = "single-user")]
+    pub mode: &'static str,
+    /// How callers authenticate: API tokens and session cookies.
+    #[schema(example = "token+session")]
+    pub auth: &'static str,
+    pub database: DatabaseHealth,
+}
+
+/// The database behind the store.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DatabaseHealth {
+    /// `sqlite` or `postgres`.
+    #[schema(example = "sqlite")]
+    pub backend: &'static str,
+    /// `ok`, or `unavailable` when a query failed or timed out.
+    #[schema(example = "ok")]
+    pub status: &'static str,
+}
+
+/// What `/ready` answers when ready.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Ready {
+    #[schema(example = "ready")]
+    pub status: &'static str,
+}
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
+        .routes(routes!(health))
+        .routes(routes!(ready))
+        .routes(routes!(metrics_text))
+}
+
+/// Whether the store answers a small indexed query within the probe timeout.
+async fn database_answers(state: &AppState) -> bool {
+    matches!(
+        tokio::time::timeout(DATABASE_PROBE_TIMEOUT, state.store.local_owner()).await,
+        Ok(Ok(_))
+    )
+}
+
+/// Liveness and a summary of the server.
+#[utoipa::path(
+    get,
+    path = "/health",
+    tag = "operations",
+    responses((status = 200, description = "The server is alive", body = Health)),
+    security(()),
+)]
+pub async fn health(State(state): State<AppState>) -> Json<Health> {
+    let answers = database_answers(&state).await;
+    Json(Health {
+        status: if answers { "ok" } else { "degraded" },
+        timestamp: state.clock.now(),
+        version: env!("CARGO_PKG_VERSION"),
+        mode: if state.config.allow_registration {
+            "multi-user"
+        } else {
+            "single-user"
+        },
+        auth: "token+session",
+        database: DatabaseHealth {
+            backend: state.database,
+            status: if answers { "ok" } else { "unavailable" },
+        },
+    })
+}
+
+/// Readiness: 200 once the database answers; 503 otherwise and while shutting down.
+#[utoipa::path(
+    get,
+    path = "/ready",
+    tag = "operations",
+    responses(
+        (status = 200, description = "Ready to serve", body = Ready),
+        (status = 503, description = "Not ready: the database does not answer, or the server is shutting down (`not_ready`).", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(()),
+)]
+pub async fn ready(State(state): State<AppState>) -> Result<Json<Ready>, ApiError> {
+    let unavailable = |detail: &str| {
+        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "not_ready", detail)
+            .with_header(header::RETRY_AFTER, HeaderValue::from_static("1"))
+    };
+    if *state.shutdown.borrow() {
+        return Err(unavailable("the server is shutting down"));
+    }
+    if !database_answers(&state).await {
+        return Err(unavailable("the database does not answer yet"));
+    }
+    Ok(Json(Ready { status: "ready" }))
+}
+
+/// Request, command and stream figures in the Prometheus text format.
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "operations",
+    responses((status = 200, description = "Prometheus text format 0.0.4",
+        body = String, content_type = "text/plain")),
+    security(()),
+)]
+pub async fn metrics_text(State(state): State<AppState>) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, metrics::CONTENT_TYPE),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        state.metrics.render(),
+    )
+        .into_response()
 }

@@ -2,6 +2,7 @@
 //! handlers' OpenAPI descriptions travel with them.
 
 pub mod capture;
+pub mod dto;
 pub mod entities;
 pub mod events;
 pub mod health;
