@@ -4,7 +4,7 @@
 //! A backend provides a [`StoreFactory`] (a fresh, empty store per test, on the
 //! clock it is given) and expands the suite in its integration tests:
 //!
-//! ```ignore
+//! ```text
 //! struct Sqlite;
 //! impl synap_store::conformance::StoreFactory for Sqlite {
 //!     async fn open(clock: Arc<dyn Clock>) -> (Arc<dyn Store>, Guard) { ... }
@@ -3740,6 +3740,56 @@ pub async fn token_names_and_scopes_are_validated<F: StoreFactory>() {
     assert_eq!(h.head().await, head + 1, "one token, one event");
 }
 
+/// `events.log` of the original API: a client's own event is appended to the
+/// caller's user stream, read back in the caller's feed only, validated, and
+/// idempotent like every command.
+pub async fn client_logged_events_join_the_callers_own_stream<F: StoreFactory>() {
+    let h = Harness::new::<F>().await;
+    let bob = h.second_user("logger@example.com").await;
+    let log = |scope: Scope, event_type: &str, data: serde_json::Value| {
+        CommandRequest::new(
+            scope,
+            Target::LogEvent { event_type: event_type.to_string(), data },
+            api_metadata(),
+        )
+    };
+    let request = log(h.owner, "reading_session", serde_json::json!({"minutes": 25}));
+    let first = h.store.execute(request.clone()).await.expect("log an event");
+    assert_eq!(first.aggregate_id, h.owner.user_id.0, "the caller's own user stream");
+    assert_eq!(first.events.len(), 1);
+    assert_eq!(first.events[0].event_type, "user.event_logged");
+    let replay = h.store.execute(request).await.expect("replay");
+    assert!(replay.replayed && replay.events == first.events, "the same command id replays");
+
+    let mine = h
+        .store
+        .read_events(&h.owner, &EventFilter { types: vec!["user.event_logged".into()], ..Default::default() })
+        .await
+        .expect("events");
+    assert_eq!(mine.len(), 1);
+    assert_eq!(
+        mine[0].payload.data(),
+        serde_json::json!({"type": "reading_session", "data": {"minutes": 25}})
+    );
+    let theirs = h
+        .store
+        .read_events(&bob, &EventFilter { types: vec!["user.event_logged".into()], ..Default::default() })
+        .await
+        .expect("events");
+    assert!(theirs.is_empty(), "another user never sees it");
+
+    let head = h.head().await;
+    for (event_type, data) in [
+        ("", serde_json::json!({})),
+        ("x", serde_json::json!([1, 2])),
+        ("x", serde_json::json!({"big": "y".repeat(17 * 1024)})),
+    ] {
+        let refused = refusal(h.store.execute(log(h.owner, event_type, data)).await);
+        assert!(matches!(refused, DomainError::Validation { .. }), "{refused:?}");
+    }
+    assert_eq!(h.head().await, head, "refused logs write nothing");
+}
+
 /// Sessions: created at the store's time, read back with their user, extended,
 /// deleted.
 pub async fn sessions_are_created_extended_and_deleted<F: StoreFactory>() {
@@ -4285,6 +4335,7 @@ macro_rules! conformance_suite {
             tokens_are_listed_found_touched_and_revoked_by_their_owner_only,
             token_names_and_scopes_are_validated,
             sessions_are_created_extended_and_deleted,
+            client_logged_events_join_the_callers_own_stream,
         );
         $crate::conformance_suite!(@multi_thread $factory;
             wait_for_events_wakes_promptly_after_another_tasks_commit,

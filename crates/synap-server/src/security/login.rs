@@ -11,7 +11,7 @@
 //!
 //! The login handler uses it like this (`LoginGuard` is an extractor):
 //!
-//! ```ignore
+//! ```text
 //! async fn login(guard: LoginGuard, State(state): State<AppState>, ApiJson(body): ApiJson<Login>) -> ApiResult<…> {
 //!     let attempt = guard.check(&body.email)?;        // 429 while locked out
 //!     match verify(&state, &body).await? {
