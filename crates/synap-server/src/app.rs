@@ -5,6 +5,8 @@
 //! errors, panics → 500, body limit (`security::outer`); request metrics
 //! (`metrics::track`); authentication (`auth::authenticate`); rate limits
 //! (`security::rate_limit`, per user when authenticated, per client IP otherwise).
+//! Outside them all, `trpc::problems_as_trpc_errors` re-renders those layers'
+//! problem+json failures in tRPC's error shape for requests under `/trpc`.
 
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -32,5 +34,5 @@ pub fn app(state: AppState) -> Router {
         .layer(from_fn_with_state(state.clone(), auth::authenticate))
         .layer(from_fn_with_state(state.clone(), metrics::track))
         .with_state(state.clone());
-    security::outer(routes, &state)
+    security::outer(routes, &state).layer(axum::middleware::from_fn(trpc::problems_as_trpc_errors))
 }

@@ -531,3 +531,46 @@ mod tests {
         assert_eq!(inputs.get(2).unwrap(), None);
     }
 }
+
+/// Largest problem body read back when re-rendering a layer's error for tRPC.
+const PROBLEM_BODY_BYTES_MAX: usize = 64 * 1024;
+
+/// Outermost layer for `/trpc`: failures answered before the procedures run
+/// (authentication, rate limit, body limit — all problem+json) are rendered in
+/// tRPC's error shape instead, keeping every header the layers set
+/// (`Retry-After`, rate-limit and security headers), so the official client reads
+/// them as `UNAUTHORIZED`, `TOO_MANY_REQUESTS`, `PAYLOAD_TOO_LARGE`, ….
+pub async fn problems_as_trpc_errors(request: Request, next: axum::middleware::Next) -> Response {
+    let is_trpc = request.uri().path().starts_with("/trpc");
+    let response = next.run(request).await;
+    let is_problem = response
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .is_some_and(|v| {
+            v.as_bytes()
+                .starts_with(crate::error::PROBLEM_JSON.as_bytes())
+        });
+    if !is_trpc || !is_problem {
+        return response;
+    }
+    let (parts, body) = response.into_parts();
+    let detail = match axum::body::to_bytes(body, PROBLEM_BODY_BYTES_MAX).await {
+        Ok(bytes) => serde_json::from_slice::<serde_json::Value>(&bytes)
+            .ok()
+            .and_then(|problem| {
+                problem
+                    .get("detail")
+                    .and_then(|d| d.as_str())
+                    .map(str::to_string)
+            })
+            .unwrap_or_default(),
+        Err(_) => String::new(),
+    };
+    let mut rendered = error_response(ApiError::new(parts.status, "trpc", detail));
+    for (name, value) in &parts.headers {
+        if name != axum::http::header::CONTENT_TYPE && name != axum::http::header::CONTENT_LENGTH {
+            rendered.headers_mut().append(name.clone(), value.clone());
+        }
+    }
+    rendered
+}

@@ -816,6 +816,49 @@ async fn events_log_appends_to_the_callers_stream_and_lists_by_its_type() {
     }
 }
 
+/// What the layers before `/trpc` (authentication, rate limit, body limit) can use
+/// to answer in tRPC's shape instead of problem+json.
+#[tokio::test]
+async fn api_errors_render_in_trpc_shape() {
+    use synap_server::error::ApiError;
+    for (error, key, json_rpc, http) in [
+        (
+            ApiError::unauthorized("revoked"),
+            "UNAUTHORIZED",
+            -32001,
+            401,
+        ),
+        (
+            ApiError::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", "slow down")
+                .with_header(header::RETRY_AFTER, "7".parse().unwrap()),
+            "TOO_MANY_REQUESTS",
+            -32029,
+            429,
+        ),
+        (
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                "too big",
+            ),
+            "PAYLOAD_TOO_LARGE",
+            -32013,
+            413,
+        ),
+        (ApiError::internal(), "INTERNAL_SERVER_ERROR", -32603, 500),
+    ] {
+        let response = synap_server::trpc::error_response(error);
+        assert_eq!(response.status().as_u16(), http);
+        assert_eq!(response.headers()[header::CONTENT_TYPE], "application/json");
+        if http == 429 {
+            assert_eq!(response.headers()[header::RETRY_AFTER], "7");
+        }
+        let bytes = to_bytes(response.into_body(), usize::MAX).await.unwrap();
+        let body: Value = serde_json::from_slice(&bytes).unwrap();
+        assert_error(&body, key, json_rpc, http, None);
+    }
+}
+
 // ---------------------------------------------------------------------------------
 // The official client
 // ---------------------------------------------------------------------------------
@@ -824,8 +867,8 @@ fn client_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/trpc-client")
 }
 
-/// Runs `program args` in `dir`; panics with a one-line hint when the program is
-/// missing, since this test must not pass silently without Node.js.
+/// Fails with a one-line hint when `program` cannot be run: this test must never
+/// pass silently on a machine without Node.js.
 fn require_tool(program: &str) {
     let found = std::process::Command::new(program)
         .arg("--version")
@@ -895,10 +938,7 @@ async fn the_official_trpc_client_drives_the_real_server() {
         .expect("the client script finished within 120 s")
         .expect("run node");
     let _ = stop_tx.send(());
-    server
-        .await
-        .expect("server task")
-        .expect("server shut down cleanly");
+    let served = server.await.expect("server task");
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
@@ -907,6 +947,29 @@ async fn the_official_trpc_client_drives_the_real_server() {
         output.status
     );
     assert!(stdout.contains("\"ok\":true"), "{stdout}");
+    served.expect("the server shut down cleanly");
     // Shown with --nocapture: what the client sent and got.
     println!("{stdout}");
+}
+
+/// Failures answered before the procedures run (here: a revoked-looking, unknown
+/// token) still reach the official client in tRPC's shape, with the layers'
+/// headers kept.
+#[tokio::test]
+async fn a_bad_token_is_a_trpc_unauthorized_error_too() {
+    let h = harness().await;
+    let unknown = format!("syn_{}", "A".repeat(44));
+    let answer = h.get("events.list", Some(&json!({})), Some(&unknown)).await;
+    assert_eq!(answer.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        answer.body["error"]["data"]["code"], "UNAUTHORIZED",
+        "{}",
+        answer.body
+    );
+    assert_eq!(answer.body["error"]["code"], -32001);
+    assert!(
+        answer.body.get("type").is_none(),
+        "not a problem+json body: {}",
+        answer.body
+    );
 }
