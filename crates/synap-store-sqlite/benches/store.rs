@@ -11,7 +11,9 @@
 //! - `SYNAP_BENCH_ONLY`: comma-separated sections: `create`, `read`, `state_at`,
 //!   `rebuild`, `amplification`, `append`. Default: all.
 //! - `SYNAP_BENCH_DIR`: where the scratch databases go (default: the workspace's
-//!   `target/tmp`, on the repository's disk). Everything is removed afterwards.
+//!   `target/tmp`, on the repository's disk). Everything is removed afterwards,
+//!   unless `SYNAP_BENCH_KEEP=1` (keeps the databases for inspection; the path is
+//!   printed).
 //!
 //! The disk's fsync latency on a virtual machine varies by an order of magnitude
 //! within an hour, so an fsync probe runs first and before every section, and
@@ -776,6 +778,19 @@ fn file_bytes(db: &Path) -> u64 {
         .sum()
 }
 
+fn keep_files() -> bool {
+    std::env::var_os("SYNAP_BENCH_KEEP").is_some_and(|v| v != "0")
+}
+
+/// Removes a section's databases (unless `SYNAP_BENCH_KEEP` is set).
+fn remove_section(dir: &Path) {
+    if keep_files() {
+        say(format!("  kept {}", dir.display()));
+    } else {
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}
+
 fn now_micros() -> i64 {
     jiff::Timestamp::now().as_microsecond()
 }
@@ -1531,7 +1546,7 @@ async fn bench_create(b: &mut Bench) {
         runs.iter().map(|r| format!("{:.1}", r.nosync_batch)).collect::<Vec<_>>().join(" / "),
         list(|r| r.plain_nosync_rate),
     ));
-    let _ = std::fs::remove_dir_all(&dir);
+    remove_section(&dir);
 }
 
 /// The FTS5 expression the store builds for parsed query terms (as in `read.rs`).
@@ -1697,10 +1712,18 @@ async fn bench_read(b: &mut Bench) {
             Box::new(|i, _| SYLLABLES[i % SYLLABLES.len()].to_string()),
         ),
     ];
+    // The slowest class gets fewer queries, so the section stays within minutes.
+    let queries_of = |label: &str| {
+        if label.starts_with("2-letter") {
+            (scale.read_queries / 4).max(40)
+        } else {
+            scale.read_queries
+        }
+    };
     let (mut all_store, mut all_plain) = (Vec::new(), Vec::new());
     for (label, query_of) in &classes {
         let (mut store_times, mut plain_times, mut matches) = (Vec::new(), Vec::new(), Vec::new());
-        for i in 0..scale.read_queries + 10 {
+        for i in 0..queries_of(label) + 10 {
             let query = query_of(i, &mut rng);
             if i < 4 {
                 let expression = fts_expression(&parse_query(&query));
@@ -1762,7 +1785,7 @@ async fn bench_read(b: &mut Bench) {
     );
     drop(store);
     drop(plain);
-    let _ = std::fs::remove_dir_all(&dir);
+    remove_section(&dir);
 }
 
 fn plain_state_at(conn: &Connection, user: UserId, id: EntityId, version: u64) -> usize {
@@ -1891,7 +1914,7 @@ async fn bench_state_at(b: &mut Bench) {
     );
     drop(store);
     drop(plain);
-    let _ = std::fs::remove_dir_all(&dir);
+    remove_section(&dir);
 }
 
 async fn bench_rebuild(b: &mut Bench) {
@@ -2020,7 +2043,7 @@ async fn bench_rebuild(b: &mut Bench) {
         report.seconds
     ));
     drop(store);
-    let _ = std::fs::remove_dir_all(&dir);
+    remove_section(&dir);
 }
 
 async fn bench_amplification(b: &mut Bench) {
@@ -2151,7 +2174,7 @@ async fn bench_amplification(b: &mut Bench) {
     ));
     drop(conn);
     drop(store);
-    let _ = std::fs::remove_dir_all(&dir);
+    remove_section(&dir);
 }
 
 #[derive(Debug)]
@@ -2330,7 +2353,7 @@ async fn bench_append(b: &mut Bench) {
             .join("; ")
     ));
     drop(levels);
-    let _ = std::fs::remove_dir_all(&dir);
+    remove_section(&dir);
 }
 
 // ---------------------------------------------------------------------------------
@@ -2474,5 +2497,12 @@ fn main() {
         }
     }
     println!("{out}");
-    drop(scratch);
+    if keep_files() {
+        say(format!(
+            "kept the databases in {}",
+            scratch.keep().display()
+        ));
+    } else {
+        drop(scratch);
+    }
 }

@@ -388,8 +388,7 @@ pub fn graph(conn: &Connection, user: &UserId, request: &GraphRequest) -> StoreR
             continue;
         }
         for relation in relations(conn, user, node.id, Direction::Out)? {
-            let wanted =
-                request.kinds.is_empty() || request.kinds.contains(&relation.kind);
+            let wanted = request.kinds.is_empty() || request.kinds.contains(&relation.kind);
             if wanted && seen.contains(&relation.target_id) && edge_ids.insert(relation.id) {
                 edges.push(GraphEdge {
                     id: relation.id,

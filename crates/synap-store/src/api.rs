@@ -611,7 +611,12 @@ pub trait Accounts: Send + Sync {
     /// A live or expired session by id hash (callers check `expires_at`).
     async fn session(&self, id_hash: &str) -> StoreResult<Option<SessionRecord>>;
     /// Moves a session's expiry and last-seen time forward.
-    async fn extend_session(&self, id_hash: &str, expires_at: Timestamp, seen_at: Timestamp) -> StoreResult<()>;
+    async fn extend_session(
+        &self,
+        id_hash: &str,
+        expires_at: Timestamp,
+        seen_at: Timestamp,
+    ) -> StoreResult<()>;
     async fn delete_session(&self, id_hash: &str) -> StoreResult<()>;
 }
 

@@ -3749,21 +3749,44 @@ pub async fn client_logged_events_join_the_callers_own_stream<F: StoreFactory>()
     let log = |scope: Scope, event_type: &str, data: serde_json::Value| {
         CommandRequest::new(
             scope,
-            Target::LogEvent { event_type: event_type.to_string(), data },
+            Target::LogEvent {
+                event_type: event_type.to_string(),
+                data,
+            },
             api_metadata(),
         )
     };
-    let request = log(h.owner, "reading_session", serde_json::json!({"minutes": 25}));
-    let first = h.store.execute(request.clone()).await.expect("log an event");
-    assert_eq!(first.aggregate_id, h.owner.user_id.0, "the caller's own user stream");
+    let request = log(
+        h.owner,
+        "reading_session",
+        serde_json::json!({"minutes": 25}),
+    );
+    let first = h
+        .store
+        .execute(request.clone())
+        .await
+        .expect("log an event");
+    assert_eq!(
+        first.aggregate_id, h.owner.user_id.0,
+        "the caller's own user stream"
+    );
     assert_eq!(first.events.len(), 1);
     assert_eq!(first.events[0].event_type, "user.event_logged");
     let replay = h.store.execute(request).await.expect("replay");
-    assert!(replay.replayed && replay.events == first.events, "the same command id replays");
+    assert!(
+        replay.replayed && replay.events == first.events,
+        "the same command id replays"
+    );
 
     let mine = h
         .store
-        .read_events(&h.owner, &EventFilter { types: vec!["user.event_logged".into()], ..Default::default() })
+        .read_events(
+            &h.owner,
+            &EventFilter {
+                types: vec!["user.event_logged".into()],
+                ..Default::default()
+            },
+        )
         .await
         .expect("events");
     assert_eq!(mine.len(), 1);
@@ -3773,7 +3796,13 @@ pub async fn client_logged_events_join_the_callers_own_stream<F: StoreFactory>()
     );
     let theirs = h
         .store
-        .read_events(&bob, &EventFilter { types: vec!["user.event_logged".into()], ..Default::default() })
+        .read_events(
+            &bob,
+            &EventFilter {
+                types: vec!["user.event_logged".into()],
+                ..Default::default()
+            },
+        )
         .await
         .expect("events");
     assert!(theirs.is_empty(), "another user never sees it");
@@ -3785,7 +3814,10 @@ pub async fn client_logged_events_join_the_callers_own_stream<F: StoreFactory>()
         ("x", serde_json::json!({"big": "y".repeat(17 * 1024)})),
     ] {
         let refused = refusal(h.store.execute(log(h.owner, event_type, data)).await);
-        assert!(matches!(refused, DomainError::Validation { .. }), "{refused:?}");
+        assert!(
+            matches!(refused, DomainError::Validation { .. }),
+            "{refused:?}"
+        );
     }
     assert_eq!(h.head().await, head, "refused logs write nothing");
 }

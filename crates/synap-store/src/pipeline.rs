@@ -21,7 +21,9 @@ use jiff::Timestamp;
 use std::collections::{BTreeSet, HashMap};
 use synap_domain::command::{Change, DecideContext, EntityCommand, decide};
 use synap_domain::entity::{ContentRef, DEFAULT_MEDIA_TYPE, EntityState};
-use synap_domain::event::{EntityEvent, EventLogged, EventMetadata, EventPayload, RelationEvent, UserEvent};
+use synap_domain::event::{
+    EntityEvent, EventLogged, EventMetadata, EventPayload, RelationEvent, UserEvent,
+};
 use synap_domain::ids::{ContentHash, EntityId, RelationId, UserId};
 use synap_domain::relation::{self, LinkContext, RelationKind, RelationState};
 use synap_domain::text::{WikiTarget, title_key, wikilinks};
@@ -185,7 +187,13 @@ pub fn run_command<T: WriteTransaction + ?Sized>(
             let current = tx.stream_version(stream)?;
             check_expected(request, stream, current)?;
             let event = decide_logged_event(event_type, data)?;
-            writer.append(tx, stream, current + 1, &EventPayload::User(UserEvent::EventLogged(event)), None)?;
+            writer.append(
+                tx,
+                stream,
+                current + 1,
+                &EventPayload::User(UserEvent::EventLogged(event)),
+                None,
+            )?;
             (stream, current + 1)
         }
     };
@@ -205,7 +213,8 @@ fn decide_logged_event(event_type: &str, data: &serde_json::Value) -> StoreResul
     use synap_domain::limits::{LOGGED_EVENT_BYTES_MAX, LOGGED_EVENT_TYPE_CHARS_MAX};
     let event_type = event_type.trim();
     let chars = event_type.chars().count();
-    if chars == 0 || chars > LOGGED_EVENT_TYPE_CHARS_MAX || event_type.chars().any(char::is_control) {
+    if chars == 0 || chars > LOGGED_EVENT_TYPE_CHARS_MAX || event_type.chars().any(char::is_control)
+    {
         return Err(DomainError::Validation {
             field: "type",
             message: format!("an event type has 1 to {LOGGED_EVENT_TYPE_CHARS_MAX} characters and no control characters"),
@@ -213,7 +222,11 @@ fn decide_logged_event(event_type: &str, data: &serde_json::Value) -> StoreResul
         .into());
     }
     if !data.is_object() {
-        return Err(DomainError::Validation { field: "data", message: "data must be a JSON object".into() }.into());
+        return Err(DomainError::Validation {
+            field: "data",
+            message: "data must be a JSON object".into(),
+        }
+        .into());
     }
     let bytes = serde_json::to_vec(data).map_or(usize::MAX, |v| v.len());
     if bytes > LOGGED_EVENT_BYTES_MAX {
@@ -223,7 +236,10 @@ fn decide_logged_event(event_type: &str, data: &serde_json::Value) -> StoreResul
         }
         .into());
     }
-    Ok(EventLogged { event_type: event_type.to_string(), data: data.clone() })
+    Ok(EventLogged {
+        event_type: event_type.to_string(),
+        data: data.clone(),
+    })
 }
 
 fn id_in_use(id: Uuid) -> StoreError {

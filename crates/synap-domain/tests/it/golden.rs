@@ -8,8 +8,8 @@ use std::collections::BTreeSet;
 use std::fs;
 use std::path::{Path, PathBuf};
 use synap_domain::event::{
-    CATALOGUE, ContentChanged, EntityCreated, FieldChange, MetadataChanged, RelationCreated,
-    EventLogged, TagsChanged, TokenCreated, TokenRevoked, UserCreated, decode,
+    CATALOGUE, ContentChanged, EntityCreated, EventLogged, FieldChange, MetadataChanged,
+    RelationCreated, TagsChanged, TokenCreated, TokenRevoked, UserCreated, decode,
 };
 use synap_domain::{
     AggregateType, EntityEvent, EntityType, EventPayload, RelationEvent, TaskStatus, UserEvent,
