@@ -2191,6 +2191,42 @@ struct Level {
     /// WAL pages written per commit (commits that did not restart the WAL).
     create_pages: Vec<u32>,
     change_pages: Vec<u32>,
+    /// Whether each measured commit also ran a WAL checkpoint (SQLite runs the
+    /// automatic checkpoint inside the commit that crosses 1,000 WAL pages).
+    create_checkpoints: Vec<bool>,
+    change_checkpoints: Vec<bool>,
+}
+
+/// Frames copied back into the database by checkpoints so far (`nBackfill`, bytes
+/// 96..100 of the `-shm` file); it grows during a checkpoint and drops to 0 when
+/// the WAL restarts.
+fn wal_backfill(db: &Path) -> Option<u32> {
+    use std::io::Read as _;
+    let mut shm = db.as_os_str().to_owned();
+    shm.push("-shm");
+    let mut header = [0u8; 100];
+    std::fs::File::open(PathBuf::from(shm))
+        .ok()?
+        .read_exact(&mut header)
+        .ok()?;
+    Some(u32::from_ne_bytes(header[96..100].try_into().ok()?))
+}
+
+fn checkpointed(before: Option<u32>, after: Option<u32>) -> bool {
+    matches!((before, after), (Some(before), Some(after)) if after > before)
+}
+
+/// Latencies of the commits that did not run a checkpoint, and of those that did.
+fn split_by_checkpoint(times: &[Duration], checkpoints: &[bool]) -> (Vec<Duration>, Vec<Duration>) {
+    let (mut plain, mut with) = (Vec::new(), Vec::new());
+    for (time, checkpoint) in times.iter().zip(checkpoints) {
+        if *checkpoint {
+            with.push(*time)
+        } else {
+            plain.push(*time)
+        }
+    }
+    (plain, with)
 }
 
 /// Pages one commit added to the WAL, unless a checkpoint restarted it meanwhile.
@@ -2247,6 +2283,8 @@ async fn bench_append(b: &mut Bench) {
             change_times: Vec::new(),
             create_pages: Vec::new(),
             change_pages: Vec::new(),
+            create_checkpoints: Vec::new(),
+            change_checkpoints: Vec::new(),
         });
     }
     b.probe("append");
@@ -2263,10 +2301,14 @@ async fn bench_append(b: &mut Bench) {
             let id = EntityId::new_v7();
             let request = create_request(level.scope, id, body, tags);
             let frames = wal_frames(&level.path);
+            let backfill = wal_backfill(&level.path);
             let started = Instant::now();
             level.store.execute(request).await.expect("create");
             if i >= warm {
                 level.create_times.push(started.elapsed());
+                level
+                    .create_checkpoints
+                    .push(checkpointed(backfill, wal_backfill(&level.path)));
                 level
                     .create_pages
                     .extend(pages_between(frames, wal_frames(&level.path)));
@@ -2283,10 +2325,14 @@ async fn bench_append(b: &mut Bench) {
             let request =
                 change_request(level.scope, target, Change::Title(format!("Renamed {i}")));
             let frames = wal_frames(&level.path);
+            let backfill = wal_backfill(&level.path);
             let started = Instant::now();
             level.store.execute(request).await.expect("title change");
             if i >= warm {
                 level.change_times.push(started.elapsed());
+                level
+                    .change_checkpoints
+                    .push(checkpointed(backfill, wal_backfill(&level.path)));
                 level
                     .change_pages
                     .extend(pages_between(frames, wal_frames(&level.path)));
@@ -2333,6 +2379,45 @@ async fn bench_append(b: &mut Bench) {
                 format!("{r50:.2}x / {r99:.2}x"),
                 if targeted { "p50 <= 1.2x at 0" } else { "-" },
                 targeted.then_some(r50 <= 1.2),
+            );
+        }
+    }
+    // Without the commits that also ran the automatic checkpoint.
+    for (label, pick) in [("create", true), ("title change", false)] {
+        let split = |level: &Level| {
+            if pick {
+                split_by_checkpoint(&level.create_times, &level.create_checkpoints)
+            } else {
+                split_by_checkpoint(&level.change_times, &level.change_checkpoints)
+            }
+        };
+        let (base_plain, _) = split(&levels[0]);
+        let base = lat(&base_plain);
+        for level in &levels {
+            let (plain, with) = split(level);
+            let (l, c) = (lat(&plain), lat(&with));
+            b.table.add(
+                "append",
+                format!(
+                    "  {label}, {} events, commits without a checkpoint ({} of {} had one, mean {})",
+                    thousands(level.events as f64),
+                    with.len(),
+                    plain.len() + with.len(),
+                    ms(c.mean)
+                ),
+                format!("{} / {}", ms(l.p50), ms(l.p99)),
+                if level.events == 0 { "-".to_string() } else { format!("{} / {} at 0", ms(base.p50), ms(base.p99)) },
+                if level.events == 0 {
+                    "-".to_string()
+                } else {
+                    format!(
+                        "{:.2}x / {:.2}x",
+                        l.p50.as_secs_f64() / base.p50.as_secs_f64(),
+                        l.p99.as_secs_f64() / base.p99.as_secs_f64()
+                    )
+                },
+                "-",
+                None,
             );
         }
     }

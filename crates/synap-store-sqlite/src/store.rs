@@ -83,12 +83,26 @@ impl std::fmt::Debug for Inner {
 /// queries use, so none is parsed twice.
 const STATEMENT_CACHE_CAPACITY: usize = 128;
 
+/// Keeps one query plan per prepared statement. Without it SQLite re-prepares a
+/// cached statement whenever its bound values might favour another plan — measured
+/// at 9 % of the writer's CPU (`stream_version`, snapshot and history lookups) with
+/// the same plan every time (BENCHMARKS.md).
+fn stable_plans(conn: &Connection) -> rusqlite::Result<()> {
+    conn.set_db_config(
+        rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG,
+        true,
+    )?;
+    Ok(())
+}
+
 fn configure(conn: &Connection, config: &SqliteConfig) -> rusqlite::Result<()> {
     conn.busy_timeout(config.busy_timeout)?;
     conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE_CAPACITY);
+    stable_plans(conn)?;
     conn.execute_batch(&format!(
         "PRAGMA journal_mode = WAL; PRAGMA synchronous = {}; PRAGMA foreign_keys = OFF; \
-         PRAGMA temp_store = MEMORY; PRAGMA cache_size = -32768;",
+         PRAGMA temp_store = MEMORY; PRAGMA cache_size = -32768; \
+         PRAGMA journal_size_limit = 67108864;",
         if config.durable { "FULL" } else { "NORMAL" }
     ))?;
     Ok(())
@@ -129,6 +143,7 @@ impl SqliteStore {
             reader
                 .busy_timeout(config.busy_timeout)
                 .map_err(sql_error)?;
+            stable_plans(&reader).map_err(sql_error)?;
             reader
                 .execute_batch("PRAGMA query_only = ON; PRAGMA cache_size = -16384;")
                 .map_err(sql_error)?;

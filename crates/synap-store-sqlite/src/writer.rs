@@ -12,6 +12,7 @@ use crate::read;
 use rusqlite::{Connection, OptionalExtension, params};
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 use synap_domain::entity::{ContentRef, EntityState};
 use synap_domain::ids::{ContentHash, EntityId, RelationId};
 use synap_domain::relation::{RelationKind, RelationState};
@@ -24,6 +25,10 @@ use uuid::Uuid;
 
 /// Most commands grouped into one transaction.
 pub const GROUP_COMMIT_MAX: usize = 256;
+/// A group stops gathering when no command arrived for this long...
+pub const GROUP_GATHER_QUIET: Duration = Duration::from_micros(30);
+/// ...or when it has gathered for this long (bounds the latency it adds).
+pub const GROUP_GATHER_MAX: Duration = Duration::from_micros(600);
 /// Most commands waiting for the writer; senders wait when it is full (backpressure).
 pub const WRITE_QUEUE_MAX: usize = 4_096;
 
@@ -53,12 +58,26 @@ pub fn run(
             Job::Exclusive(work) => work(&mut conn),
             Job::Command { request, reply } => {
                 let mut batch = vec![(request, reply)];
+                // Gather the group: keep taking commands while they keep arriving
+                // (callers answered by the last commit are sending their next one),
+                // until none came for `GROUP_GATHER_QUIET` or `GROUP_GATHER_MAX` passed.
+                let started = Instant::now();
+                let mut last_arrival = started;
                 while batch.len() < GROUP_COMMIT_MAX {
                     match jobs.try_recv() {
-                        Ok(Job::Command { request, reply }) => batch.push((request, reply)),
+                        Ok(Job::Command { request, reply }) => {
+                            batch.push((request, reply));
+                            last_arrival = Instant::now();
+                        }
                         Ok(exclusive) => {
                             deferred = Some(exclusive);
                             break;
+                        }
+                        Err(mpsc::error::TryRecvError::Empty)
+                            if last_arrival.elapsed() < GROUP_GATHER_QUIET
+                                && started.elapsed() < GROUP_GATHER_MAX =>
+                        {
+                            std::thread::yield_now();
                         }
                         Err(_) => break,
                     }

@@ -494,44 +494,6 @@ fn respond(batch: bool, paths: &[String], outcomes: Vec<Result<Value, RpcError>>
     json_response(status, &body, &errors)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn paths_are_percent_decoded() {
-        assert_eq!(
-            percent_decode("events.list%2Cnotes.search").as_deref(),
-            Some("events.list,notes.search")
-        );
-        assert_eq!(percent_decode("a+b").as_deref(), Some("a+b"));
-        assert_eq!(percent_decode("bad%2"), None);
-        assert_eq!(percent_decode("bad%zz"), None);
-        assert_eq!(percent_decode("%ff"), None);
-    }
-
-    #[test]
-    fn every_procedure_is_found_by_its_path() {
-        for procedure in Procedure::ALL {
-            assert_eq!(Procedure::from_path(procedure.path()), Some(procedure));
-        }
-        assert_eq!(Procedure::from_path("notes"), None);
-    }
-
-    #[test]
-    fn batch_inputs_are_taken_by_index() {
-        let mut inputs = Inputs::new(Some(r#"{"1":{"a":1}}"#.into()), true, 2);
-        assert_eq!(inputs.get(0).unwrap(), None);
-        assert_eq!(inputs.get(1).unwrap(), Some(serde_json::json!({"a": 1})));
-        let mut inputs = Inputs::new(Some("[1]".into()), true, 1);
-        assert!(inputs.get(0).is_err());
-        let mut inputs = Inputs::new(Some("{".into()), false, 1);
-        assert_eq!(inputs.get(0).unwrap_err().code, RpcCode::BadRequest);
-        let mut inputs = Inputs::new(None, true, 3);
-        assert_eq!(inputs.get(2).unwrap(), None);
-    }
-}
-
 /// Largest problem body read back when re-rendering a layer's error for tRPC.
 const PROBLEM_BODY_BYTES_MAX: usize = 64 * 1024;
 
@@ -573,4 +535,42 @@ pub async fn problems_as_trpc_errors(request: Request, next: axum::middleware::N
         }
     }
     rendered
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_are_percent_decoded() {
+        assert_eq!(
+            percent_decode("events.list%2Cnotes.search").as_deref(),
+            Some("events.list,notes.search")
+        );
+        assert_eq!(percent_decode("a+b").as_deref(), Some("a+b"));
+        assert_eq!(percent_decode("bad%2"), None);
+        assert_eq!(percent_decode("bad%zz"), None);
+        assert_eq!(percent_decode("%ff"), None);
+    }
+
+    #[test]
+    fn every_procedure_is_found_by_its_path() {
+        for procedure in Procedure::ALL {
+            assert_eq!(Procedure::from_path(procedure.path()), Some(procedure));
+        }
+        assert_eq!(Procedure::from_path("notes"), None);
+    }
+
+    #[test]
+    fn batch_inputs_are_taken_by_index() {
+        let mut inputs = Inputs::new(Some(r#"{"1":{"a":1}}"#.into()), true, 2);
+        assert_eq!(inputs.get(0).unwrap(), None);
+        assert_eq!(inputs.get(1).unwrap(), Some(serde_json::json!({"a": 1})));
+        let mut inputs = Inputs::new(Some("[1]".into()), true, 1);
+        assert!(inputs.get(0).is_err());
+        let mut inputs = Inputs::new(Some("{".into()), false, 1);
+        assert_eq!(inputs.get(0).unwrap_err().code, RpcCode::BadRequest);
+        let mut inputs = Inputs::new(None, true, 3);
+        assert_eq!(inputs.get(2).unwrap(), None);
+    }
 }
