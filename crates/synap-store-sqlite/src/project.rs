@@ -357,9 +357,10 @@ fn adjust_tag_count(conn: &Connection, tag_rowid: i64, delta: i64) -> StoreResul
 
 /// Brings the `relations` projection from `before` to `after`. Only live relations
 /// are kept; a deleted relation's row is removed (its history stays in the log).
+/// (`_before` is unused here: the upsert needs only the new state.)
 pub fn project_relation(
     conn: &Connection,
-    before: Option<&RelationState>,
+    _before: Option<&RelationState>,
     after: &RelationState,
 ) -> StoreResult<()> {
     if after.is_deleted() {
@@ -369,7 +370,6 @@ pub fn project_relation(
             .map_err(sql_error)?;
         return Ok(());
     }
-    let _ = before;
     conn.prepare_cached(
         "INSERT INTO relations (id, user_id, source_id, target_id, kind, version, created_at) \
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (id) DO UPDATE SET version = excluded.version",

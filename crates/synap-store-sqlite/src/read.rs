@@ -40,13 +40,12 @@ pub fn live_entity_exists(conn: &Connection, user: &UserId, id: EntityId) -> Sto
     .map_err(sql_error)
 }
 
-fn view(conn: &Connection, row: EntityRow) -> EntityView {
-    let _ = conn;
+fn view(row: EntityRow) -> EntityView {
     EntityView::from_state(&row.state, row.preview)
 }
 
 pub fn entity(conn: &Connection, user: &UserId, id: EntityId) -> StoreResult<Option<EntityView>> {
-    Ok(project::load_entity(conn, user, id)?.map(|row| view(conn, row)))
+    Ok(project::load_entity(conn, user, id)?.map(view))
 }
 
 /// The state of an entity at `version`: the nearest snapshot at or below it, then
@@ -269,7 +268,7 @@ pub fn list_entities(
     let mut items = Vec::with_capacity(found.len());
     for mut row in found {
         complete_entity(conn, &mut row)?;
-        items.push(view(conn, row));
+        items.push(view(row));
     }
     Ok(Page { items, next_cursor })
 }
