@@ -82,7 +82,7 @@ pub enum Command {
     /// Create, list and revoke API tokens
     #[command(subcommand)]
     Token(token::Command),
-    /// Check, rebuild and measure the store
+    /// Check, rebuild, measure and migrate the store
     #[command(subcommand)]
     Admin(admin::Command),
 }

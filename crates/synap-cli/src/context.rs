@@ -10,6 +10,7 @@ use crate::settings::{Database, Overrides, Settings};
 use std::sync::Arc;
 use synap_domain::{EntityId, EventMetadata, Source};
 use synap_store::{CommandOutcome, CommandRequest, EntityView, Scope, Store, Target, UserSummary};
+use synap_store_postgres::{PostgresConfig, PostgresStore};
 use synap_store_sqlite::{SqliteConfig, SqliteStore};
 
 /// The store, the acting user and the output of one invocation.
@@ -37,6 +38,9 @@ impl Context {
         })?;
         let store: Arc<dyn Store> = match settings.database()? {
             Database::Sqlite(path) => Arc::new(SqliteStore::open(SqliteConfig::new(path))?),
+            Database::Postgres(url) => {
+                Arc::new(PostgresStore::open(PostgresConfig::new(url)).await?)
+            }
         };
         let user = match &global.user {
             None => store.local_owner().await?,

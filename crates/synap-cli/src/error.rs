@@ -152,6 +152,9 @@ pub fn classify(error: StoreError) -> CliError {
         StoreError::Busy(message) => CliError::error(format!(
             "the database is busy ({message}); another synap process is writing, retry in a moment"
         )),
+        StoreError::Unavailable(message) => CliError::error(format!(
+            "the database cannot be reached ({message}); check that PostgreSQL is running and the --database-url is right"
+        )),
         StoreError::Closed => {
             CliError::error("the store shut down before the command finished; run it again")
         }

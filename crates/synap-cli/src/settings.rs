@@ -141,6 +141,18 @@ impl fmt::Debug for DatabaseUrl {
 pub enum Database {
     /// The embedded database in this file.
     Sqlite(PathBuf),
+    /// A PostgreSQL database (the URL as given, credentials included).
+    Postgres(String),
+}
+
+impl Database {
+    /// The backend's name, as `/health` and the start-up line show it.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Database::Sqlite(_) => "sqlite",
+            Database::Postgres(_) => "postgres",
+        }
+    }
 }
 
 impl Settings {
@@ -304,8 +316,8 @@ impl FileSettings {
     }
 }
 
-/// `sqlite://PATH` (or `sqlite:PATH`) selects that file; `postgres://…` is refused
-/// until the PostgreSQL backend lands.
+/// `sqlite://PATH` (or `sqlite:PATH`) selects that file; `postgres://…` (or
+/// `postgresql://…`) selects a PostgreSQL database.
 pub fn parse_database_url(url: &str) -> Result<Database, CliError> {
     if let Some(path) = url
         .strip_prefix("sqlite://")
@@ -319,14 +331,12 @@ pub fn parse_database_url(url: &str) -> Result<Database, CliError> {
         return Ok(Database::Sqlite(PathBuf::from(path)));
     }
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        return Err(CliError::error(
-            "PostgreSQL is not available in this build yet; use sqlite://PATH or leave --database-url unset",
-        ));
+        return Ok(Database::Postgres(url.to_string()));
     }
     // Only the scheme is echoed: the rest of a URL can hold a password.
     let scheme = url.split_once(':').map_or("", |(scheme, _)| scheme);
     Err(CliError::usage(format!(
-        "unsupported database URL scheme {scheme:?}; use sqlite://PATH"
+        "unsupported database URL scheme {scheme:?}; use sqlite://PATH or postgres://USER@HOST/DATABASE"
     )))
 }
 
@@ -376,16 +386,23 @@ mod tests {
     }
 
     #[test]
-    fn postgres_is_refused_with_an_error_and_unknown_schemes_as_usage() {
-        let error = parse_database_url("postgres://u:secret@host/db")
+    fn postgres_urls_select_postgres_and_unknown_schemes_are_usage_errors() {
+        assert_eq!(
+            parse_database_url("postgres://u:secret@host/db").ok(),
+            Some(Database::Postgres("postgres://u:secret@host/db".into()))
+        );
+        assert_eq!(
+            parse_database_url("postgresql://host/db")
+                .map(|d| d.kind())
+                .ok(),
+            Some("postgres")
+        );
+        let error = parse_database_url("mysql://u:secret@x")
             .err()
             .map(|e| (e.exit, e.message));
         let (exit, message) = error.unwrap_or((Exit::Success, String::new()));
-        assert_eq!(exit, Exit::Error);
-        assert!(message.contains("PostgreSQL is not available"));
+        assert_eq!(exit, Exit::Usage);
         assert!(!message.contains("secret"));
-        let error = parse_database_url("mysql://x").err().map(|e| e.exit);
-        assert_eq!(error, Some(Exit::Usage));
     }
 
     #[test]

@@ -177,6 +177,15 @@ impl From<StoreError> for ApiError {
             )
             .with("current_version", current),
             StoreError::InvalidInput(message) => ApiError::bad_request("invalid_input", message),
+            StoreError::Unavailable(_) => {
+                eprintln!("synap: {error}");
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "unavailable",
+                    "the database cannot be reached; retry shortly",
+                )
+                .with_header(header::RETRY_AFTER, HeaderValue::from_static("5"))
+            }
             StoreError::Busy(_) | StoreError::Closed => ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "unavailable",

@@ -11,7 +11,8 @@
 //! Modules: [`schema`] (migrations), [`writer`] (group commit and the
 //! `WriteTransaction` implementation), [`project`] (projection updates),
 //! [`read`] (queries), [`admin`] (rebuild, verify, stats), [`accounts`] (users,
-//! API tokens, sessions).
+//! API tokens, sessions), [`transfer`] (reading a whole instance out for
+//! `synap admin migrate`).
 
 mod accounts;
 mod admin;
@@ -20,6 +21,7 @@ mod project;
 mod read;
 mod schema;
 mod store;
+mod transfer;
 mod writer;
 
 pub use store::{SqliteConfig, SqliteStore};

@@ -178,7 +178,7 @@ impl SqliteStore {
 
     /// Runs `work` on a pooled read connection, inside one read transaction (a
     /// consistent snapshot), on a blocking thread.
-    async fn read<T, F>(&self, work: F) -> StoreResult<T>
+    pub(crate) async fn read<T, F>(&self, work: F) -> StoreResult<T>
     where
         T: Send + 'static,
         F: FnOnce(&Connection) -> StoreResult<T> + Send + 'static,

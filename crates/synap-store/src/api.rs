@@ -48,6 +48,10 @@ pub enum StoreError {
     /// than the configured wait; retrying later can succeed.
     #[error("the database is busy: {0}")]
     Busy(String),
+    /// The database server cannot be reached (PostgreSQL down, a wrong host or
+    /// port, refused credentials); retrying once it is reachable can succeed.
+    #[error("the database cannot be reached: {0}")]
+    Unavailable(String),
     /// The store shut down while the operation was pending.
     #[error("the store is closed")]
     Closed,

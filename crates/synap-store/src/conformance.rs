@@ -54,6 +54,13 @@ pub trait StoreFactory: 'static {
     /// Opens a new store with nothing in it but the local owner, reading "now" from
     /// `clock`. Panics if the store cannot be opened (the test cannot run).
     fn open(clock: Arc<dyn Clock>) -> impl Future<Output = (Arc<dyn Store>, Guard)> + Send;
+
+    /// Whether the backend can run here at all (a server backend whose server is
+    /// missing says no, and its suite is skipped with a notice — unless the
+    /// backend itself insists, as PostgreSQL does under `SYNAP_REQUIRE_POSTGRES=1`).
+    fn available() -> bool {
+        true
+    }
 }
 
 /// Longest one whole test may take before it counts as hung.
@@ -3737,7 +3744,22 @@ pub async fn token_names_and_scopes_are_validated<F: StoreFactory>() {
         "a prefix is unique"
     );
     assert_eq!(h.store.list_tokens(owner.id).await.expect("list").len(), 1);
-    assert_eq!(h.head().await, head + 1, "one token, one event");
+    // Positions need not be consecutive (PostgreSQL's are not): count events.
+    let appended = h
+        .me()
+        .events(EventFilter {
+            after: head,
+            ..EventFilter::default()
+        })
+        .await;
+    assert_eq!(
+        appended
+            .iter()
+            .map(|e| e.payload.event_type())
+            .collect::<Vec<_>>(),
+        ["user.token_created"],
+        "one token, one event"
+    );
 }
 
 /// `events.log` of the original API: a client's own event is appended to the
@@ -4378,6 +4400,9 @@ macro_rules! conformance_suite {
         );
         #[test]
         fn commands_keep_projections_equal_to_the_fold_of_the_log() {
+            if !<$factory as $crate::conformance::StoreFactory>::available() {
+                return;
+            }
             $crate::conformance::commands_keep_projections_equal_to_the_fold_of_the_log::<$factory>();
         }
     };
@@ -4385,6 +4410,9 @@ macro_rules! conformance_suite {
         $(
             #[::tokio::test]
             async fn $name() {
+                if !<$factory as $crate::conformance::StoreFactory>::available() {
+                    return;
+                }
                 $crate::conformance::bounded_test($crate::conformance::$name::<$factory>()).await;
             }
         )*
@@ -4393,6 +4421,9 @@ macro_rules! conformance_suite {
         $(
             #[::tokio::test(flavor = "multi_thread", worker_threads = 4)]
             async fn $name() {
+                if !<$factory as $crate::conformance::StoreFactory>::available() {
+                    return;
+                }
                 $crate::conformance::bounded_test($crate::conformance::$name::<$factory>()).await;
             }
         )*

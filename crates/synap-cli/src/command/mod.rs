@@ -30,6 +30,10 @@ use synap_store::CommandOutcome;
 
 /// Opens the store and runs the command.
 pub async fn run(cli: Cli) -> Result<(), CliError> {
+    // Opens both of its databases itself, and must not create the source.
+    if let Command::Admin(admin::Command::Migrate(args)) = &cli.command {
+        return admin::migrate::run(&cli.global, args).await;
+    }
     let context = Context::open(&cli.global).await?;
     match cli.command {
         Command::Capture(args) => capture::run(&context, args).await,

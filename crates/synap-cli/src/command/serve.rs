@@ -11,7 +11,7 @@
 use crate::cli::GlobalArgs;
 use crate::context::Context;
 use crate::error::CliError;
-use crate::settings::{self, Database, Overrides, ServeFlags, Settings};
+use crate::settings::{self, Overrides, ServeFlags, Settings};
 use serde::Serialize;
 use std::sync::Arc;
 use synap_server::AppState;
@@ -60,9 +60,7 @@ pub async fn run(context: &Context, global: &GlobalArgs, args: Args) -> Result<(
         allow_registration: args.allow_registration,
     };
     let config = settings.server_config(&flags, &|name| std::env::var(name).ok())?;
-    let database = match settings.database()? {
-        Database::Sqlite(_) => "sqlite",
-    };
+    let database = settings.database()?.kind();
 
     // Install the handlers before announcing, so a signal sent right after the
     // announcement is a graceful shutdown, never the default "terminate now".

@@ -1,5 +1,6 @@
 //! `synap admin …`: operator tools on the whole store (not scoped to a user).
 
+pub mod migrate;
 pub mod rebuild;
 pub mod stats;
 pub mod verify;
@@ -17,6 +18,8 @@ pub enum Command {
     Rebuild,
     /// Events, entities, relations, content and bytes on disk
     Stats,
+    /// Copy this embedded instance into an empty PostgreSQL database, rebuild and verify it there
+    Migrate(migrate::Args),
 }
 
 pub async fn run(context: &Context, command: Command) -> Result<(), CliError> {
@@ -24,6 +27,10 @@ pub async fn run(context: &Context, command: Command) -> Result<(), CliError> {
         Command::Verify => verify::run(context).await,
         Command::Rebuild => rebuild::run(context).await,
         Command::Stats => stats::run(context).await,
+        // Dispatched by `command::run` before any store is opened.
+        Command::Migrate(_) => Err(CliError::error(
+            "admin migrate opens its own databases and cannot run on an opened store",
+        )),
     }
 }
 

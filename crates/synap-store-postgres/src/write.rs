@@ -1,0 +1,443 @@
+//! The write path: one command in one transaction, through the shared pipeline
+//! (`synap_store::pipeline::run_command`), with [`PgWrite`] supplying its SQL.
+//!
+//! Concurrency: a command first locks the stream rows of the aggregates it reads
+//! (`SELECT … FOR UPDATE` on `streams`), so two commands to one aggregate run one
+//! after the other even in different processes; every appended event then moves
+//! its stream from `version - 1` to `version` (a compare-and-set), so a version is
+//! never taken twice. Deadlocks and serialisation failures are retried whole.
+
+use crate::codec::{
+    EVENTS_PER_TRANSACTION_MAX, POSITION_INDEX_BITS, corrupt, micros, unique_violation,
+};
+use crate::pool::Conn;
+use crate::project;
+use jiff::Timestamp;
+use std::collections::HashMap;
+use synap_domain::entity::{ContentRef, EntityState};
+use synap_domain::ids::{ContentHash, EntityId, RelationId};
+use synap_domain::relation::{RelationKind, RelationState};
+use synap_store::pipeline::{NewEvent, WriteTransaction, run_command};
+use synap_store::{AppendedEvent, CommandOutcome, CommandRequest, Scope, StoreError, StoreResult};
+use uuid::Uuid;
+
+/// How many times a command is retried after a deadlock, a serialisation failure
+/// or a race on its command id, before the error is returned.
+pub const COMMAND_RETRIES_MAX: u32 = 3;
+/// The channel `NOTIFY` wakes feed readers on (it carries no data).
+pub const FEED_CHANNEL: &str = "synap_events";
+
+/// Runs one command in its own transaction on `conn` and commits it.
+pub fn execute(
+    conn: &mut Conn,
+    request: &CommandRequest,
+    now: Timestamp,
+) -> StoreResult<CommandOutcome> {
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        conn.begin()?;
+        let mut tx = PgWrite::new(conn, now);
+        let result = tx
+            .scope(&request.scope)
+            .and_then(|()| run_command(&mut tx, request, now, &mut Uuid::now_v7));
+        let command_id_race = tx.command_id_race;
+        let result = result.and_then(|outcome| {
+            if !outcome.replayed && !outcome.events.is_empty() {
+                conn.query_one("SELECT pg_notify($1, '')", &[&FEED_CHANNEL])?;
+            }
+            conn.commit()?;
+            Ok(outcome)
+        });
+        match result {
+            Ok(outcome) => return Ok(outcome),
+            Err(error) => {
+                let _ = conn.rollback();
+                // A concurrent duplicate of this command may have committed while
+                // this one ran (it then found the aggregate taken, or the id
+                // recorded): retrying replays that outcome.
+                let duplicate_committed = command_id_race || recorded(conn, request)?;
+                let retry = duplicate_committed || matches!(error, StoreError::Busy(_));
+                if !retry || attempt > COMMAND_RETRIES_MAX {
+                    return Err(error);
+                }
+            }
+        }
+    }
+}
+
+/// Whether this user's command id has an outcome recorded (outside any
+/// transaction: sees every commit so far).
+fn recorded(conn: &mut Conn, request: &CommandRequest) -> StoreResult<bool> {
+    Ok(conn
+        .query_opt(
+            "SELECT 1 FROM command_outcomes WHERE command_id = $1 AND user_id = $2",
+            &[&request.command_id, &request.scope.user_id.0],
+        )?
+        .is_some())
+}
+
+/// An open write transaction of one command.
+pub struct PgWrite<'a> {
+    conn: &'a mut Conn,
+    /// The command's time (content rows record it).
+    now: Timestamp,
+    /// Events appended so far in this transaction: the low bits of the next
+    /// position.
+    appended: u64,
+    /// Stream rows this transaction has locked, with their version then.
+    locked: HashMap<Uuid, u64>,
+    /// Set when the command id was recorded by a concurrent transaction that
+    /// committed first: retrying replays its outcome.
+    command_id_race: bool,
+}
+
+impl std::fmt::Debug for PgWrite<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgWrite")
+            .field("appended", &self.appended)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'a> PgWrite<'a> {
+    /// Wraps a connection that has just begun a transaction.
+    pub fn new(conn: &'a mut Conn, now: Timestamp) -> Self {
+        PgWrite {
+            conn,
+            now,
+            appended: 0,
+            locked: HashMap::new(),
+            command_id_race: false,
+        }
+    }
+
+    /// Scopes the transaction to the acting user (row-level security).
+    pub fn scope(&mut self, scope: &Scope) -> StoreResult<()> {
+        self.conn.set_user(&scope.user_id.0)
+    }
+
+    /// Locks a stream row (if it exists) and returns its version (0: none yet).
+    fn lock_stream(&mut self, aggregate_id: Uuid) -> StoreResult<u64> {
+        if let Some(version) = self.locked.get(&aggregate_id) {
+            return Ok(*version);
+        }
+        let version = self
+            .conn
+            .query_opt(
+                "SELECT version FROM streams WHERE aggregate_id = $1 FOR UPDATE",
+                &[&aggregate_id],
+            )?
+            .map(|r| r.get::<_, i64>(0) as u64)
+            .unwrap_or(0);
+        self.locked.insert(aggregate_id, version);
+        Ok(version)
+    }
+}
+
+impl WriteTransaction for PgWrite<'_> {
+    fn replayed_outcome(
+        &mut self,
+        scope: &Scope,
+        command_id: Uuid,
+    ) -> StoreResult<Option<CommandOutcome>> {
+        let Some(record) = self.conn.query_opt(
+            "SELECT aggregate_id, version, first_position, event_count FROM command_outcomes \
+             WHERE command_id = $1 AND user_id = $2",
+            &[&command_id, &scope.user_id.0],
+        )?
+        else {
+            return Ok(None);
+        };
+        let aggregate_id: Uuid = record.try_get(0).map_err(corrupt)?;
+        let version = record.try_get::<_, i64>(1).map_err(corrupt)? as u64;
+        let first: Option<i64> = record.try_get(2).map_err(corrupt)?;
+        let count = i64::from(record.try_get::<_, i32>(3).map_err(corrupt)?);
+        let mut events = Vec::new();
+        if let Some(first) = first.filter(|_| count > 0) {
+            for row in self.conn.query(
+                "SELECT position, id, aggregate_id, version, type FROM events \
+                 WHERE position BETWEEN $1 AND $2 ORDER BY position",
+                &[&first, &(first + count - 1)],
+            )? {
+                events.push(AppendedEvent {
+                    position: row.try_get::<_, i64>(0).map_err(corrupt)? as u64,
+                    id: row.try_get(1).map_err(corrupt)?,
+                    aggregate_id: row.try_get(2).map_err(corrupt)?,
+                    version: row.try_get::<_, i64>(3).map_err(corrupt)? as u64,
+                    event_type: row.try_get(4).map_err(corrupt)?,
+                });
+            }
+        }
+        Ok(Some(CommandOutcome {
+            aggregate_id,
+            version,
+            events,
+            replayed: true,
+        }))
+    }
+
+    fn record_outcome(
+        &mut self,
+        scope: &Scope,
+        command_id: Uuid,
+        outcome: &CommandOutcome,
+    ) -> StoreResult<()> {
+        let first = outcome.events.first().map(|e| e.position as i64);
+        let inserted = self.conn.execute_raw(
+            "INSERT INTO command_outcomes (command_id, user_id, aggregate_id, version, first_position, event_count) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
+            &[
+                &command_id,
+                &scope.user_id.0,
+                &outcome.aggregate_id,
+                &(outcome.version as i64),
+                &first,
+                &(outcome.events.len() as i32),
+            ],
+        );
+        match inserted {
+            Ok(_) => Ok(()),
+            Err(error) if unique_violation(&error).is_some() => {
+                // Committed meanwhile by another transaction: by this user (a
+                // retry replays it) or by someone else (the id is taken).
+                self.command_id_race = true;
+                Err(StoreError::InvalidInput(format!(
+                    "command id {command_id} was already used; send a new one"
+                )))
+            }
+            Err(error) => Err(crate::codec::sql_error(error)),
+        }
+    }
+
+    fn entity_state(&mut self, scope: &Scope, id: EntityId) -> StoreResult<Option<EntityState>> {
+        self.lock_stream(id.0)?;
+        Ok(project::load_entity(self.conn, &scope.user_id, id)?.map(|row| row.state))
+    }
+
+    fn entity_at_version(
+        &mut self,
+        scope: &Scope,
+        id: EntityId,
+        version: u64,
+    ) -> StoreResult<Option<EntityState>> {
+        project::state_at_version(self.conn, &scope.user_id, id, version)
+    }
+
+    fn relation_state(
+        &mut self,
+        scope: &Scope,
+        id: RelationId,
+    ) -> StoreResult<Option<RelationState>> {
+        self.lock_stream(id.0)?;
+        project::load_relation(self.conn, &scope.user_id, id)
+    }
+
+    fn stream_version(&mut self, aggregate_id: Uuid) -> StoreResult<u64> {
+        self.lock_stream(aggregate_id)
+    }
+
+    fn register_tags(&mut self, scope: &Scope, names: &[String]) -> StoreResult<()> {
+        let mut names: Vec<&String> = names.iter().collect();
+        names.sort();
+        for name in names {
+            project::register_tag(self.conn, &scope.user_id, name)?;
+        }
+        Ok(())
+    }
+
+    fn content_body(&mut self, scope: &Scope, hash: ContentHash) -> StoreResult<Option<String>> {
+        project::load_body(self.conn, &scope.user_id, &hash)
+    }
+
+    fn tag_spellings(
+        &mut self,
+        scope: &Scope,
+        keys: &[String],
+    ) -> StoreResult<HashMap<String, String>> {
+        let mut spellings = HashMap::new();
+        for row in self.conn.query(
+            "SELECT key, name FROM tags WHERE user_id = $1 AND key = ANY($2)",
+            &[&scope.user_id.0, &keys],
+        )? {
+            spellings.insert(row.get::<_, String>(0), row.get::<_, String>(1));
+        }
+        Ok(spellings)
+    }
+
+    fn live_entity_exists(&mut self, scope: &Scope, id: EntityId) -> StoreResult<bool> {
+        Ok(self
+            .conn
+            .query_opt(
+                "SELECT 1 FROM entities WHERE id = $1 AND user_id = $2 AND deleted_at IS NULL",
+                &[&id.0, &scope.user_id.0],
+            )?
+            .is_some())
+    }
+
+    fn entities_by_title(
+        &mut self,
+        scope: &Scope,
+        title_keys: &[String],
+    ) -> StoreResult<HashMap<String, EntityId>> {
+        let mut found = HashMap::new();
+        for key in title_keys {
+            if let Some(row) = self.conn.query_opt(
+                "SELECT id FROM entities WHERE user_id = $1 AND title_key = $2 AND deleted_at IS NULL \
+                 ORDER BY created_at, id LIMIT 1",
+                &[&scope.user_id.0, key],
+            )? {
+                found.insert(key.clone(), EntityId(row.try_get(0).map_err(corrupt)?));
+            }
+        }
+        Ok(found)
+    }
+
+    fn mentions_from(
+        &mut self,
+        scope: &Scope,
+        source_id: EntityId,
+    ) -> StoreResult<Vec<RelationState>> {
+        self.conn
+            .query(
+                &format!(
+                    "SELECT {} FROM relations WHERE user_id = $1 AND source_id = $2 AND kind = 'mentions' ORDER BY id",
+                    project::RELATION_COLUMNS
+                ),
+                &[&scope.user_id.0, &source_id.0],
+            )?
+            .iter()
+            .map(project::relation_from_row)
+            .collect()
+    }
+
+    fn live_relation_exists(
+        &mut self,
+        scope: &Scope,
+        source_id: EntityId,
+        target_id: EntityId,
+        kind: &RelationKind,
+    ) -> StoreResult<bool> {
+        Ok(self
+            .conn
+            .query_opt(
+                "SELECT 1 FROM relations WHERE user_id = $1 AND source_id = $2 AND target_id = $3 AND kind = $4",
+                &[&scope.user_id.0, &source_id.0, &target_id.0, &kind.as_str()],
+            )?
+            .is_some())
+    }
+
+    fn put_content(&mut self, scope: &Scope, content: &ContentRef, body: &str) -> StoreResult<()> {
+        self.conn.execute(
+            "INSERT INTO contents (user_id, hash, size, media_type, storage, body, created_at) \
+             VALUES ($1, $2, $3, $4, 'db', $5, $6) ON CONFLICT (user_id, hash) DO NOTHING",
+            &[
+                &scope.user_id.0,
+                &content.hash.as_bytes().as_slice(),
+                &(content.size as i64),
+                &content.media_type,
+                &body,
+                &micros(self.now),
+            ],
+        )?;
+        Ok(())
+    }
+
+    fn append(&mut self, event: NewEvent<'_>) -> StoreResult<u64> {
+        if self.appended >= EVENTS_PER_TRANSACTION_MAX {
+            return Err(StoreError::InvalidInput(format!(
+                "one transaction can append at most {EVENTS_PER_TRANSACTION_MAX} events"
+            )));
+        }
+        let position = append_event(self.conn, &event, self.appended as i64)?;
+        self.appended += 1;
+        self.locked.insert(event.aggregate_id, event.version);
+        Ok(position)
+    }
+
+    fn project_entity(
+        &mut self,
+        before: Option<&EntityState>,
+        after: &EntityState,
+        body: Option<&str>,
+    ) -> StoreResult<()> {
+        project::project_entity(self.conn, before, after, body)
+    }
+
+    fn project_relation(
+        &mut self,
+        before: Option<&RelationState>,
+        after: &RelationState,
+    ) -> StoreResult<()> {
+        project::project_relation(self.conn, before, after)
+    }
+
+    fn save_snapshot(&mut self, state: &EntityState) -> StoreResult<()> {
+        let json = serde_json::to_value(state).map_err(|e| StoreError::Backend(e.to_string()))?;
+        self.conn.execute(
+            "INSERT INTO snapshots (aggregate_id, version, user_id, schema_version, state) \
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (aggregate_id, version) DO UPDATE SET \
+             schema_version = excluded.schema_version, state = excluded.state",
+            &[
+                &state.id.0,
+                &(state.version as i64),
+                &state.user_id.0,
+                &crate::schema::SNAPSHOT_SCHEMA_VERSION,
+                &json,
+            ],
+        )?;
+        Ok(())
+    }
+}
+
+/// Appends one event in the open transaction: moves its stream from
+/// `version - 1` to `version` and inserts the row, in one statement. `index` is the
+/// event's number within the transaction (the low bits of its position).
+pub fn append_event(conn: &mut Conn, event: &NewEvent<'_>, index: i64) -> StoreResult<u64> {
+    let data = serde_json::to_value(event.payload.data())
+        .map_err(|e| StoreError::Backend(e.to_string()))?;
+    let metadata =
+        serde_json::to_value(event.metadata).map_err(|e| StoreError::Backend(e.to_string()))?;
+    let sql = format!(
+        "WITH moved AS ( \
+            INSERT INTO streams (aggregate_id, version) VALUES ($1, $2) \
+            ON CONFLICT (aggregate_id) DO UPDATE SET version = excluded.version \
+            WHERE streams.version = excluded.version - 1 RETURNING 1) \
+         INSERT INTO events (position, recorded_at, id, aggregate_id, user_id, version, schema_version, \
+             aggregate_type, type, data, metadata) \
+         SELECT (pg_current_xact_id()::text::bigint << {POSITION_INDEX_BITS}) + $3, $4, $5, $1, $6, $2, $7, $8, $9, $10, $11 \
+         FROM moved RETURNING position"
+    );
+    let row = conn.query_opt(
+        &sql,
+        &[
+            &event.aggregate_id,
+            &(event.version as i64),
+            &index,
+            &micros(event.recorded_at),
+            &event.id,
+            &event.user_id.0,
+            &(event.payload.schema_version() as i16),
+            &event.payload.aggregate_type().as_str(),
+            &event.payload.event_type(),
+            &data,
+            &metadata,
+        ],
+    )?;
+    match row {
+        Some(row) => Ok(row.try_get::<_, i64>(0).map_err(corrupt)? as u64),
+        None => {
+            let current = conn
+                .query_opt(
+                    "SELECT version FROM streams WHERE aggregate_id = $1",
+                    &[&event.aggregate_id],
+                )?
+                .map_or(0, |r| r.get::<_, i64>(0) as u64);
+            Err(StoreError::Conflict {
+                aggregate_id: event.aggregate_id,
+                expected: event.version.saturating_sub(1),
+                current,
+            })
+        }
+    }
+}

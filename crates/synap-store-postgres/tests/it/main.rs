@@ -1,0 +1,7 @@
+//! Integration tests of the PostgreSQL backend, each on a fresh database of a
+//! throwaway cluster (`synap_store_postgres::testing`).
+
+mod conformance;
+mod feed;
+mod migrate;
+mod rls;
