@@ -25,7 +25,7 @@ use synap_domain::event::{EventLogged, EventMetadata, EventPayload, UserEvent};
 use synap_domain::ids::UserId;
 use synap_store::pipeline::NewEvent;
 use synap_store::{Accounts, CommandRequest, EventFilter, EventStore, Scope, Target};
-use synap_store_postgres::raw::{Conn, append_event};
+use synap_store_postgres::raw::{Conn, append_batch};
 use synap_store_postgres::testing::TestCluster;
 use synap_store_postgres::{PostgresConfig, PostgresStore};
 use uuid::Uuid;
@@ -171,8 +171,9 @@ async fn store_one_per_tx(
     }
 }
 
-/// Through the store's append path: `per_tx` events per transaction, each moving
-/// the stream's version (compare-and-set) and numbered by the transaction.
+/// Through the store's batch append (`raw::append_batch`, the statement commands
+/// flush with): `per_tx` events per transaction, numbered by the transaction,
+/// the stream moved by compare-and-set, then commit and wake readers.
 fn store_batch_client(
     url: String,
     user: Uuid,
@@ -187,23 +188,22 @@ fn store_batch_client(
     let mut samples = Vec::new();
     while started.elapsed() < window {
         let one = Instant::now();
-        conn.begin().expect("begin");
-        conn.set_user(&user).expect("scope");
-        for index in 0..per_tx {
-            let payload = logged(version + index);
-            let event = NewEvent {
+        conn.begin_as(&user).expect("begin");
+        let payloads: Vec<EventPayload> = (0..per_tx).map(|i| logged(version + i)).collect();
+        let events: Vec<NewEvent<'_>> = payloads
+            .iter()
+            .enumerate()
+            .map(|(index, payload)| NewEvent {
                 id: Uuid::now_v7(),
                 aggregate_id: stream,
-                version: version + index + 1,
-                payload: &payload,
+                version: version + index as u64 + 1,
+                payload,
                 user_id: UserId(user),
                 metadata: &metadata,
                 recorded_at: jiff::Timestamp::now(),
-            };
-            append_event(&mut conn, &event, index as i64).expect("append");
-        }
-        conn.query_one("SELECT pg_notify('synap_events', '')", &[])
-            .expect("notify");
+            })
+            .collect();
+        append_batch(&mut conn, &events).expect("append");
         conn.commit().expect("commit");
         version += per_tx;
         samples.push(one.elapsed());
@@ -385,8 +385,8 @@ fn fill(client: &mut Client, user: Uuid, count: u64) {
                         (g % 10) + 1, 1, 'entity', 'entity.content_changed', \
                         jsonb_build_object('old_hash', md5(g::text) || md5((g + 1)::text), \
                                            'new_hash', md5((g + 2)::text) || md5((g + 3)::text), \
-                                           'size', 1024, 'media_type', 'text/markdown'), \
-                        '{\"source\":\"api\"}'::jsonb \
+                                           'size', 1024, 'media_type', 'text/markdown')::text, \
+                        '{\"source\":\"api\"}' \
                  FROM generate_series(0, $3::bigint - 1) AS g",
                 &[&user, &(done as i64), &(chunk as i64)],
             )

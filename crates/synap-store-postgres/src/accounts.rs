@@ -15,7 +15,7 @@
 
 use crate::codec::{corrupt, micros, opt_timestamp, timestamp, unique_violation};
 use crate::pool::Conn;
-use crate::write::{self, FEED_CHANNEL};
+use crate::write;
 use jiff::Timestamp;
 use postgres::Row;
 use synap_domain::DomainError;
@@ -144,7 +144,7 @@ fn append_user_event(
         },
         0,
     )?;
-    conn.query_one("SELECT pg_notify($1, '')", &[&FEED_CHANNEL])?;
+    // Readers are woken after the commit (`PostgresStore::wake`).
     Ok(())
 }
 

@@ -173,7 +173,7 @@ fn replay(mut sides: Sides<'_>, progress: &dyn Fn(u64, u64)) -> StoreResult<(u64
     let mut after = i64::MIN;
     loop {
         let rows = sides.log().query(
-            "SELECT position, user_id, data -> 'tags' FROM events \
+            "SELECT position, user_id, data::jsonb -> 'tags' FROM events \
              WHERE position > $1 AND type IN ('entity.created', 'entity.tags_added') \
              ORDER BY position LIMIT $2",
             &[&after, &REPLAY_PAGE_EVENTS],

@@ -1,5 +1,6 @@
 //! How values are stored: ids as `uuid`, hashes as `bytea`, times as microseconds
-//! since the Unix epoch (`bigint`, the same numbers as on SQLite), JSON as `jsonb`;
+//! since the Unix epoch (`bigint`, the same numbers as on SQLite), event JSON as
+//! text (other JSON as `jsonb`);
 //! positions as the writing transaction's id and the event's index in it; and how
 //! PostgreSQL errors become `StoreError`s.
 
@@ -75,8 +76,10 @@ pub const EVENT_COLUMNS: &str = "position, id, aggregate_id, version, type, sche
 pub fn event_from_row(row: &Row) -> Result<StoredEvent, StoreError> {
     let event_type: String = row.try_get(4).map_err(corrupt)?;
     let schema_version = row.try_get::<_, i16>(5).map_err(corrupt)? as u32;
-    let data: serde_json::Value = row.try_get(7).map_err(corrupt)?;
-    let metadata: serde_json::Value = row.try_get(8).map_err(corrupt)?;
+    let data: &str = row.try_get(7).map_err(corrupt)?;
+    let metadata: &str = row.try_get(8).map_err(corrupt)?;
+    let data: serde_json::Value =
+        serde_json::from_str(data).map_err(|e| StoreError::Corrupt(e.to_string()))?;
     Ok(StoredEvent {
         position: row.try_get::<_, i64>(0).map_err(corrupt)? as u64,
         id: EventId(row.try_get(1).map_err(corrupt)?),
@@ -86,7 +89,7 @@ pub fn event_from_row(row: &Row) -> Result<StoredEvent, StoreError> {
             .map_err(|e| StoreError::Corrupt(e.to_string()))?,
         schema_version,
         user_id: UserId(row.try_get(6).map_err(corrupt)?),
-        metadata: serde_json::from_value::<EventMetadata>(metadata)
+        metadata: serde_json::from_str::<EventMetadata>(metadata)
             .map_err(|e| StoreError::Corrupt(e.to_string()))?,
         recorded_at: timestamp(row.try_get(9).map_err(corrupt)?)?,
     })

@@ -169,3 +169,87 @@ pub fn listen(url: String, wake: watch::Sender<u64>) {
         }
     }
 }
+
+/// Sends the wake-up `NOTIFY` for commits made through this process, from a
+/// thread of its own after the commit — never inside a write transaction,
+/// where PostgreSQL would serialise every notifying commit on its notification
+/// queue lock. Pokes that arrive while a notification is being sent coalesce
+/// into the next one.
+#[derive(Debug)]
+pub struct Notifier {
+    state: std::sync::Arc<(std::sync::Mutex<NotifierState>, std::sync::Condvar)>,
+}
+
+#[derive(Debug, Default)]
+struct NotifierState {
+    pending: bool,
+    closed: bool,
+}
+
+impl Notifier {
+    pub fn start(url: String) -> StoreResult<Notifier> {
+        let state = std::sync::Arc::new((
+            std::sync::Mutex::new(NotifierState::default()),
+            std::sync::Condvar::new(),
+        ));
+        let shared = std::sync::Arc::clone(&state);
+        std::thread::Builder::new()
+            .name("synap-pg-notifier".into())
+            .spawn(move || notify_loop(&url, &shared))
+            .map_err(|e| StoreError::Backend(format!("cannot start the notifier thread: {e}")))?;
+        Ok(Notifier { state })
+    }
+
+    /// Asks for a notification soon.
+    pub fn poke(&self) {
+        let (lock, wake) = &*self.state;
+        if let Ok(mut state) = lock.lock() {
+            state.pending = true;
+            wake.notify_one();
+        }
+    }
+}
+
+impl Drop for Notifier {
+    fn drop(&mut self) {
+        let (lock, wake) = &*self.state;
+        if let Ok(mut state) = lock.lock() {
+            state.closed = true;
+            wake.notify_one();
+        }
+    }
+}
+
+fn notify_loop(url: &str, state: &(std::sync::Mutex<NotifierState>, std::sync::Condvar)) {
+    let (lock, wake) = state;
+    let mut client: Option<postgres::Client> = None;
+    loop {
+        {
+            let Ok(mut guard) = lock.lock() else { return };
+            while !guard.pending && !guard.closed {
+                guard = match wake.wait(guard) {
+                    Ok(guard) => guard,
+                    Err(_) => return,
+                };
+            }
+            if guard.closed {
+                return;
+            }
+            guard.pending = false;
+        }
+        if client.as_ref().is_none_or(postgres::Client::is_closed) {
+            client = postgres::Client::connect(url, postgres::NoTls).ok();
+        }
+        let sent = client
+            .as_mut()
+            .is_some_and(|c| c.batch_execute(&format!("NOTIFY {FEED_CHANNEL}")).is_ok());
+        if !sent {
+            // Readers poll meanwhile; try again after a pause.
+            client = None;
+            std::thread::sleep(LISTENER_TICK);
+            if let Ok(mut guard) = lock.lock() {
+                guard.pending = true;
+            }
+        }
+    }
+}

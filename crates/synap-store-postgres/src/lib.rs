@@ -47,5 +47,5 @@ pub use store::{PostgresConfig, PostgresStore};
 #[cfg(feature = "testing")]
 pub mod raw {
     pub use crate::pool::{APP_ROLE, Conn};
-    pub use crate::write::append_event;
+    pub use crate::write::{append_batch, append_event};
 }

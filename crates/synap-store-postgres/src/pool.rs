@@ -133,9 +133,43 @@ impl Conn {
         self.client.execute(&statement, params)
     }
 
+    /// Like [`Conn::query_one`] but keeps the driver's error, for callers that turn
+    /// particular errors (a uniqueness violation) into their own.
+    pub fn query_raw_one(
+        &mut self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Row, postgres::Error> {
+        let statement = match self.statements.get(sql) {
+            Some(statement) => statement.clone(),
+            None => {
+                let statement = self.client.prepare(sql)?;
+                if self.statements.len() >= STATEMENT_CACHE_MAX {
+                    self.statements.clear();
+                }
+                self.statements.insert(sql.into(), statement.clone());
+                statement
+            }
+        };
+        self.client.query_one(&statement, params)
+    }
+
     /// Starts a transaction (READ COMMITTED: every write locks what it depends on).
     pub fn begin(&mut self) -> StoreResult<()> {
         self.client.batch_execute("BEGIN").map_err(sql_error)?;
+        self.in_transaction = true;
+        Ok(())
+    }
+
+    /// Starts a transaction scoped to `user` (row-level security), in one round
+    /// trip.
+    pub fn begin_as(&mut self, user: &uuid::Uuid) -> StoreResult<()> {
+        // A formatted UUID is hex and dashes only: safe to inline.
+        self.client
+            .batch_execute(&format!(
+                "BEGIN; SELECT set_config('synap.user_id', '{user}', true)"
+            ))
+            .map_err(sql_error)?;
         self.in_transaction = true;
         Ok(())
     }
@@ -175,11 +209,11 @@ impl Conn {
         user: Option<&uuid::Uuid>,
         work: impl FnOnce(&mut Conn) -> StoreResult<T>,
     ) -> StoreResult<T> {
-        self.begin()?;
-        let result = match user {
-            Some(user) => self.set_user(user).and_then(|()| work(self)),
-            None => work(self),
-        };
+        match user {
+            Some(user) => self.begin_as(user)?,
+            None => self.begin()?,
+        }
+        let result = work(self);
         match result {
             Ok(value) => {
                 self.commit()?;

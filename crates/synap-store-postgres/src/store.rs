@@ -66,6 +66,8 @@ struct Inner {
     /// Bumped by the listener thread on every notification and by this process
     /// after each commit that appended events.
     wake: watch::Sender<u64>,
+    /// Wakes readers in other processes after this process's commits.
+    notifier: feed::Notifier,
     clock: Arc<dyn Clock>,
 }
 
@@ -109,11 +111,13 @@ impl PostgresStore {
             .name("synap-pg-listener".into())
             .spawn(move || feed::listen(listener_url, listener_wake))
             .map_err(|e| StoreError::Backend(format!("cannot start the listener thread: {e}")))?;
+        let notifier = feed::Notifier::start(config.url.clone())?;
         Ok(PostgresStore {
             inner: Arc::new(Inner {
                 pool,
                 partitions,
                 wake,
+                notifier,
                 clock: config.clock,
             }),
         })
@@ -150,9 +154,11 @@ impl PostgresStore {
         &self.inner.partitions
     }
 
-    /// Wakes this process's feed readers.
+    /// Wakes feed readers: this process's at once, other processes' through
+    /// `NOTIFY`.
     pub(crate) fn wake(&self) {
         self.inner.wake.send_modify(|n| *n += 1);
+        self.inner.notifier.poke();
     }
 }
 

@@ -41,6 +41,11 @@ fn json(value: &impl serde::Serialize) -> StoreResult<serde_json::Value> {
     serde_json::to_value(value).map_err(|e| StoreError::Backend(e.to_string()))
 }
 
+/// Event JSON as the log stores it (text).
+fn json_text(value: &impl serde::Serialize) -> StoreResult<String> {
+    serde_json::to_string(value).map_err(|e| StoreError::Backend(e.to_string()))
+}
+
 fn refuse_unless_empty(conn: &mut Conn) -> StoreResult<()> {
     let row = conn.query_one(
         "SELECT (SELECT count(*) FROM events), (SELECT count(*) FROM users)",
@@ -161,8 +166,8 @@ fn insert_events(conn: &mut Conn, batch: &[StoredEvent]) -> StoreResult<()> {
         schema_versions.push(event.payload.schema_version() as i16);
         aggregate_types.push(event.payload.aggregate_type().as_str());
         types.push(event.payload.event_type());
-        data.push(json(&event.payload.data())?);
-        metadata.push(json(&event.metadata)?);
+        data.push(json_text(&event.payload.data())?);
+        metadata.push(json_text(&event.metadata)?);
     }
     conn.execute(
         &format!(
@@ -172,7 +177,7 @@ fn insert_events(conn: &mut Conn, batch: &[StoredEvent]) -> StoreResult<()> {
                     e.recorded_at, e.id, e.aggregate_id, e.user_id, e.version, e.schema_version, \
                     e.aggregate_type, e.type, e.data, e.metadata \
              FROM unnest($1::bigint[], $2::uuid[], $3::uuid[], $4::uuid[], $5::bigint[], \
-                         $6::smallint[], $7::text[], $8::text[], $9::jsonb[], $10::jsonb[]) \
+                         $6::smallint[], $7::text[], $8::text[], $9::text[], $10::text[]) \
                   WITH ORDINALITY AS e(recorded_at, id, aggregate_id, user_id, version, \
                                        schema_version, aggregate_type, type, data, metadata, n)"
         ),
