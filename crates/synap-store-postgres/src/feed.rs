@@ -34,9 +34,12 @@ const SETTLE_POLL: Duration = Duration::from_millis(2);
 /// long it waits before reconnecting after losing its connection.
 const LISTENER_TICK: Duration = Duration::from_secs(1);
 
-/// SQL for the horizon: positions below it are settled.
+/// SQL for the horizon: positions below it are settled. An uncorrelated
+/// subquery, so it is computed once per statement rather than once per row.
 fn horizon_sql() -> String {
-    format!("(pg_snapshot_xmin(pg_current_snapshot())::text::bigint << {POSITION_INDEX_BITS})")
+    format!(
+        "(SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint << {POSITION_INDEX_BITS})"
+    )
 }
 
 /// The highest settled position of the whole log (0 for an empty log). When

@@ -54,9 +54,10 @@ impl Conn {
         if config.get_application_name().is_none() {
             config.application_name("synap");
         }
+        // The driver's message names the failure, never the password.
         let mut client = config
             .connect(NoTls)
-            .map_err(|e| StoreError::Backend(format!("cannot connect to PostgreSQL: {e}")))?;
+            .map_err(|e| StoreError::Unavailable(format!("cannot connect to PostgreSQL: {e}")))?;
         client
             .batch_execute(&format!(
                 "SET idle_in_transaction_session_timeout = {}; SET TIME ZONE 'UTC'",
