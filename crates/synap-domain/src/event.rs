@@ -288,12 +288,31 @@ impl EventPayload {
     }
 }
 
+/// Where a stored payload is read from: parsed JSON, or JSON text (a backend that
+/// stores text hands it over as is, sparing a parse into `Value` first).
+pub trait PayloadSource {
+    fn parse<T: serde::de::DeserializeOwned>(self) -> Result<T, String>;
+}
+
+impl PayloadSource for Value {
+    fn parse<T: serde::de::DeserializeOwned>(self) -> Result<T, String> {
+        serde_json::from_value(self).map_err(|e| e.to_string())
+    }
+}
+
+impl PayloadSource for &str {
+    fn parse<T: serde::de::DeserializeOwned>(self) -> Result<T, String> {
+        serde_json::from_str(self).map_err(|e| e.to_string())
+    }
+}
+
 /// Reads a stored payload of any schema version, upcasting old versions to the
 /// current one. Every version a released binary ever wrote must stay readable here.
+/// (An upcaster, when one exists, parses into `Value` and rewrites it.)
 pub fn decode(
     event_type: &str,
     schema_version: u32,
-    data: Value,
+    data: impl PayloadSource,
 ) -> Result<EventPayload, DecodeError> {
     let fail = |reason: String| DecodeError {
         event_type: event_type.to_string(),
@@ -312,8 +331,8 @@ pub fn decode(
     }
     // Upcasters go here, one per (type, old version), each turning vN data into vN+1.
     // None exist yet: every type is at version 1.
-    fn parse<T: serde::de::DeserializeOwned>(data: Value) -> Result<T, String> {
-        serde_json::from_value(data).map_err(|e| e.to_string())
+    fn parse<T: serde::de::DeserializeOwned>(data: impl PayloadSource) -> Result<T, String> {
+        data.parse()
     }
     let payload = match event_type {
         "entity.created" => EventPayload::Entity(EntityEvent::Created(parse(data).map_err(fail)?)),

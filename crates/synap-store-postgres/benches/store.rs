@@ -242,7 +242,7 @@ fn plain_client(
         )
         .expect("prepare");
     let stream = Uuid::now_v7();
-    let metadata = serde_json::to_value(EventMetadata::default()).expect("metadata");
+    let metadata = serde_json::to_string(&EventMetadata::default()).expect("metadata");
     let mut version = 0i64;
     let mut samples = Vec::new();
     while started.elapsed() < window {
@@ -252,7 +252,8 @@ fn plain_client(
             .expect("stream");
         for index in 0..per_tx as i64 {
             let id = Uuid::now_v7();
-            let data = serde_json::to_value(logged((version + index) as u64).data()).expect("data");
+            let data =
+                serde_json::to_string(&logged((version + index) as u64).data()).expect("data");
             tx.execute(
                 &event_sql,
                 &[

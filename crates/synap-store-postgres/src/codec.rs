@@ -78,8 +78,6 @@ pub fn event_from_row(row: &Row) -> Result<StoredEvent, StoreError> {
     let schema_version = row.try_get::<_, i16>(5).map_err(corrupt)? as u32;
     let data: &str = row.try_get(7).map_err(corrupt)?;
     let metadata: &str = row.try_get(8).map_err(corrupt)?;
-    let data: serde_json::Value =
-        serde_json::from_str(data).map_err(|e| StoreError::Corrupt(e.to_string()))?;
     Ok(StoredEvent {
         position: row.try_get::<_, i64>(0).map_err(corrupt)? as u64,
         id: EventId(row.try_get(1).map_err(corrupt)?),

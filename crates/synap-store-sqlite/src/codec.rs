@@ -60,13 +60,12 @@ pub fn event_from_row(row: &Row<'_>) -> Result<StoredEvent, StoreError> {
     let schema_version: u32 = row.get(5).map_err(get)?;
     let data: String = row.get(7).map_err(get)?;
     let metadata: String = row.get(8).map_err(get)?;
-    let data = serde_json::from_str(&data).map_err(|e| StoreError::Corrupt(e.to_string()))?;
     Ok(StoredEvent {
         position: row.get::<_, i64>(0).map_err(get)? as u64,
         id: EventId(uuid(&row.get::<_, Vec<u8>>(1).map_err(get)?)?),
         aggregate_id: uuid(&row.get::<_, Vec<u8>>(2).map_err(get)?)?,
         version: row.get::<_, i64>(3).map_err(get)? as u64,
-        payload: decode(&event_type, schema_version, data)
+        payload: decode(&event_type, schema_version, data.as_str())
             .map_err(|e| StoreError::Corrupt(e.to_string()))?,
         schema_version,
         user_id: UserId(uuid(&row.get::<_, Vec<u8>>(6).map_err(get)?)?),
