@@ -4,4 +4,5 @@
 mod conformance;
 mod feed;
 mod migrate;
+mod partitions;
 mod rls;
