@@ -298,7 +298,9 @@ pub fn migrate(conn: &mut Conn) -> StoreResult<bool> {
     ensure_app_role(conn)
 }
 
-/// Enables and forces row-level security on every user-owned table. A policy
+/// Enables and forces row-level security on every user-owned table. The user id
+/// is read in a sub-select, so PostgreSQL evaluates it once per statement (an
+/// init plan) instead of parsing the setting again for every row. A policy
 /// lets a transaction see only the rows of the user it set in `synap.user_id`;
 /// a transaction that set none (system work: rebuild, the token lookup that
 /// finds out who is calling) sees every row.
@@ -309,8 +311,8 @@ fn enable_row_level_security(conn: &mut Conn) -> StoreResult<()> {
             "ALTER TABLE {table} ENABLE ROW LEVEL SECURITY;\n\
              ALTER TABLE {table} FORCE ROW LEVEL SECURITY;\n\
              CREATE POLICY {table}_of_user ON {table} \
-               USING (user_id = coalesce(nullif(current_setting('synap.user_id', true), '')::uuid, user_id)) \
-               WITH CHECK (user_id = coalesce(nullif(current_setting('synap.user_id', true), '')::uuid, user_id));\n"
+               USING (user_id = coalesce((SELECT nullif(current_setting('synap.user_id', true), '')::uuid), user_id)) \
+               WITH CHECK (user_id = coalesce((SELECT nullif(current_setting('synap.user_id', true), '')::uuid), user_id));\n"
         ));
     }
     // The users table is keyed by the user's own id.
@@ -318,8 +320,8 @@ fn enable_row_level_security(conn: &mut Conn) -> StoreResult<()> {
         "ALTER TABLE users ENABLE ROW LEVEL SECURITY;\n\
          ALTER TABLE users FORCE ROW LEVEL SECURITY;\n\
          CREATE POLICY users_self ON users \
-           USING (id = coalesce(nullif(current_setting('synap.user_id', true), '')::uuid, id)) \
-           WITH CHECK (id = coalesce(nullif(current_setting('synap.user_id', true), '')::uuid, id));\n",
+           USING (id = coalesce((SELECT nullif(current_setting('synap.user_id', true), '')::uuid), id)) \
+           WITH CHECK (id = coalesce((SELECT nullif(current_setting('synap.user_id', true), '')::uuid), id));\n",
     );
     conn.client.batch_execute(&sql).map_err(sql_error)
 }
