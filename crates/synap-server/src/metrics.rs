@@ -13,9 +13,8 @@
 //!   right however a stream ends.
 
 use crate::state::AppState;
-use axum::extract::{MatchedPath, Request, State};
+use axum::extract::{MatchedPath, Request};
 use axum::http::Method;
-use axum::middleware::Next;
 use axum::response::Response;
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -313,17 +312,19 @@ impl Drop for StreamGuard {
 
 /// Counts every request by method, matched route and status and times it (to the
 /// response head; a stream's body is not included).
-pub async fn track(State(state): State<AppState>, request: Request, next: Next) -> Response {
+/// It runs inside the router (as a per-route layer), where [`MatchedPath`] is known.
+pub async fn track<F, Fut>(state: &AppState, request: Request, next: F) -> Response
+where
+    F: FnOnce(Request) -> Fut,
+    Fut: std::future::Future<Output = Response>,
+{
     let started = Instant::now();
     let method = request.method().clone();
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|path| path.as_str().to_string());
-    let response = next.run(request).await;
+    let route = request.extensions().get::<MatchedPath>().cloned();
+    let response = next(request).await;
     state.metrics.observe_request(
         &method,
-        route.as_deref(),
+        route.as_ref().map(MatchedPath::as_str),
         response.status().as_u16(),
         started.elapsed(),
     );

@@ -1,13 +1,24 @@
-//! `AppState`: what every handler can reach. Cheap to clone.
+//! `AppState`: what every handler can reach. Cheap to clone: one `Arc`.
+//!
+//! Axum clones the state into every request (each handler and each middleware
+//! gets its own), so everything lives behind a single `Arc` ([`Shared`]) and a
+//! clone is one reference-count increment rather than one per field. Fields are
+//! reached through `Deref` (`state.store`, `state.config`, …).
 
+use crate::auth::cache::TokenCache;
 use crate::config::ServerConfig;
 use crate::metrics::Metrics;
+use crate::routes::health::HealthProbe;
+use std::ops::Deref;
 use std::sync::Arc;
 use synap_store::{Clock, Store};
 use tokio::sync::watch;
 
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+/// The contents of [`AppState`].
+pub struct Shared {
     pub store: Arc<dyn Store>,
     pub config: Arc<ServerConfig>,
     pub clock: Arc<dyn Clock>,
@@ -16,6 +27,17 @@ pub struct AppState {
     pub shutdown: watch::Receiver<bool>,
     /// Which database backs the store, for `/health` (`sqlite`, `postgres`).
     pub database: &'static str,
+    /// Verified API tokens by prefix, for a few seconds (see `auth::cache`).
+    pub tokens: TokenCache,
+    /// `/health`'s last database probe (see `routes::health`).
+    pub health: HealthProbe,
+}
+
+impl Deref for AppState {
+    type Target = Shared;
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
 }
 
 impl AppState {
@@ -36,19 +58,27 @@ impl AppState {
         database: &'static str,
     ) -> (AppState, watch::Sender<bool>) {
         let (shutdown_tx, shutdown) = watch::channel(false);
-        let state = AppState {
+        let state = AppState(Arc::new(Shared {
             store,
             config: Arc::new(config),
             clock,
             metrics: Arc::new(Metrics::default()),
             shutdown,
             database,
-        };
+            tokens: TokenCache::default(),
+            health: HealthProbe::default(),
+        }));
         (state, shutdown_tx)
     }
 }
 
 impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl std::fmt::Debug for Shared {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AppState")
             .field("config", &self.config)

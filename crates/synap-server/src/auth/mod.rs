@@ -5,18 +5,20 @@
 //! which answers 401 when there is none.
 //!
 //! Secrets are never stored: tokens are kept as a lookup prefix plus the SHA-256 of
-//! the whole token, sessions as the SHA-256 of the cookie value.
+//! the whole token, sessions as the SHA-256 of the cookie value. Verified tokens
+//! are kept in memory for a few seconds ([`cache`]); a revocation through this
+//! process takes effect at once.
 
+pub mod cache;
 pub mod password;
 pub mod routes;
 pub mod tokens;
 
 use crate::error::ApiError;
 use crate::state::AppState;
-use axum::extract::{FromRequestParts, Request, State};
+use axum::extract::{FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, header};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use subtle::ConstantTimeEq;
 use synap_store::{Scope, UserSummary};
@@ -107,13 +109,13 @@ impl<S: Send + Sync> FromRequestParts<S> for Caller {
 /// Resolves the request's credential, if any, into a `Caller` extension. A
 /// credential that is present but invalid (unknown, revoked, expired) is a 401;
 /// no credential passes through (public routes need none; `Caller` refuses later).
-pub async fn authenticate(
-    State(state): State<AppState>,
-    mut request: Request,
-    next: Next,
-) -> Response {
+pub async fn authenticate<F, Fut>(state: &AppState, mut request: Request, next: F) -> Response
+where
+    F: FnOnce(Request) -> Fut,
+    Fut: std::future::Future<Output = Response>,
+{
     let mut cookie_to_send = None;
-    match resolve(&state, request.headers()).await {
+    match resolve(state, request.headers()).await {
         Ok(Resolved::Caller(caller, refreshed)) => {
             cookie_to_send = refreshed;
             request.extensions_mut().insert(*caller);
@@ -121,10 +123,10 @@ pub async fn authenticate(
         Ok(Resolved::Anonymous) => {}
         // A browser holding a cookie of an ended session is simply signed out:
         // it must still reach `/v1/auth/login` and public routes. Clear the cookie.
-        Ok(Resolved::StaleSession) => cookie_to_send = Some(session_cookie(&state, "", 0)),
+        Ok(Resolved::StaleSession) => cookie_to_send = Some(session_cookie(state, "", 0)),
         Err(error) => return error.into_response(),
     }
-    let mut response = next.run(request).await;
+    let mut response = next(request).await;
     if let Some(cookie) = cookie_to_send {
         // A handler that set the session cookie itself (login, logout) wins.
         let handler_set_session = response
@@ -176,11 +178,19 @@ async fn token_caller(state: &AppState, token: &str) -> Result<Caller, ApiError>
         ApiError::unauthorized("the token is not valid; create a new one with `synap token create`")
     };
     let prefix = tokens::prefix_of(token).ok_or_else(invalid)?;
-    let credential = state
-        .store
-        .token_by_prefix(prefix)
-        .await?
-        .ok_or_else(invalid)?;
+    let now = state.clock.now();
+    let (credential, from_database) = match state.tokens.get(prefix, now) {
+        Some(credential) => (credential, None),
+        None => {
+            let generation = state.tokens.generation();
+            let credential = state
+                .store
+                .token_by_prefix(prefix)
+                .await?
+                .ok_or_else(invalid)?;
+            (credential, Some(generation))
+        }
+    };
     let presented = tokens::hash_secret(token);
     if !bool::from(
         presented
@@ -189,7 +199,13 @@ async fn token_caller(state: &AppState, token: &str) -> Result<Caller, ApiError>
     ) {
         return Err(invalid());
     }
-    let now = state.clock.now();
+    if let Some(generation) = from_database {
+        // Only a credential whose secret matched is cached: unknown or forged
+        // tokens never take room.
+        state
+            .tokens
+            .insert(prefix, credential.clone(), now, generation);
+    }
     if credential.token.revoked_at.is_some() {
         return Err(ApiError::unauthorized(
             "the token was revoked; create a new one",
@@ -207,6 +223,9 @@ async fn token_caller(state: &AppState, token: &str) -> Result<Caller, ApiError>
         now.duration_since(at).as_secs_f64() >= state.config.token_touch_interval.as_secs_f64()
     });
     if stale {
+        // The cache remembers the touch, so the next requests within
+        // `token_touch_interval` do not write again.
+        state.tokens.touched(prefix, now);
         // Best effort and off the request's path: a failed touch loses a timestamp.
         let (store, id) = (state.store.clone(), credential.token.id);
         tokio::spawn(async move {

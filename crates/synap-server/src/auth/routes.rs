@@ -594,6 +594,8 @@ pub async fn revoke_token(
 ) -> ApiResult<StatusCode> {
     caller.require(Permission::Write)?;
     if state.store.revoke_token(caller.user.id, id).await? {
+        // Refused from the next request on, not after the token cache's TTL.
+        state.tokens.forget(id);
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(ApiError::not_found(format!("no live token {id}")))

@@ -3,9 +3,12 @@
 //!
 //! - `/health` is liveness: 200 while the process answers, with the original
 //!   Synap fields (`status`, `timestamp`, `version`, `mode`, `auth`) plus
-//!   `database` (which backend, and whether it answered a query just now). When
-//!   the database does not answer, `status` is `degraded` (still 200: the process
-//!   is alive; `/ready` is the gate).
+//!   `database` (which backend, and whether it answered a query within the last
+//!   [`HEALTH_PROBE_MAX_AGE`]). When the database does not answer, `status` is
+//!   `degraded` (still 200: the process is alive; `/ready` is the gate). The
+//!   probe's result is reused for that long ([`HealthProbe`]) so that a busy
+//!   health checker does not cost a database round trip per call (it nearly
+//!   halved `/health`'s rate).
 //! - `/ready` is readiness: 200 once the store answers (migrations ran when the
 //!   store opened), 503 problem+json when it does not or while shutting down.
 //! - `/metrics` is the Prometheus text of [`crate::metrics`].
@@ -24,6 +27,7 @@ use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
+use std::sync::Mutex;
 use std::time::Duration;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
@@ -31,6 +35,29 @@ use utoipa_axum::routes;
 
 /// How long `/health` and `/ready` wait for the database's answer.
 pub const DATABASE_PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// How long `/health` reuses a database probe's result.
+pub const HEALTH_PROBE_MAX_AGE: Duration = Duration::from_secs(1);
+
+/// `/health`'s last database probe: when (injected clock) and whether it answered.
+#[derive(Debug, Default)]
+pub struct HealthProbe(Mutex<Option<(jiff::Timestamp, bool)>>);
+
+impl HealthProbe {
+    /// The last result, if it is younger than [`HEALTH_PROBE_MAX_AGE`] (a clock
+    /// that went backwards makes it stale).
+    fn recent(&self, now: jiff::Timestamp) -> Option<bool> {
+        let last = *self.0.lock().unwrap_or_else(|e| e.into_inner());
+        last.and_then(|(at, answers)| {
+            let age = now.duration_since(at);
+            (!age.is_negative() && age.unsigned_abs() < HEALTH_PROBE_MAX_AGE).then_some(answers)
+        })
+    }
+
+    fn record(&self, at: jiff::Timestamp, answers: bool) {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = Some((at, answers));
+    }
+}
 
 /// What `/health` answers.
 #[derive(Debug, Serialize, ToSchema)]
@@ -94,7 +121,18 @@ async fn database_answers(state: &AppState) -> bool {
     security(()),
 )]
 pub async fn health(State(state): State<AppState>) -> Json<Health> {
-    let answers = database_answers(&state).await;
+    let now = state.clock.now();
+    // Concurrent calls just after the result aged out may each probe once; that
+    // is bounded by the number of callers at that instant and needs no lock held
+    // across the probe.
+    let answers = match state.health.recent(now) {
+        Some(answers) => answers,
+        None => {
+            let answers = database_answers(&state).await;
+            state.health.record(now, answers);
+            answers
+        }
+    };
     Json(Health {
         status: if answers { "ok" } else { "degraded" },
         timestamp: state.clock.now(),

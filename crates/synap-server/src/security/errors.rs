@@ -9,13 +9,12 @@
 use crate::error::ApiError;
 use crate::security::SecurityState;
 use axum::body::Body;
-use axum::extract::{Request, State};
+use axum::extract::Request;
 use axum::http::{HeaderMap, Method, StatusCode, header};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use futures_util::FutureExt;
+use std::future::Future;
 use std::panic::AssertUnwindSafe;
-use std::sync::Arc;
 
 /// The most of a plain-text error body read to reuse as the problem's `detail`;
 /// longer bodies get the status's standard sentence.
@@ -31,12 +30,13 @@ pub fn payload_too_large(limit_bytes: usize) -> ApiError {
     .with("limit_bytes", limit_bytes)
 }
 
-/// Refuses bodies over the configured limit (see the module docs).
-pub async fn limit_body(
-    State(security): State<Arc<SecurityState>>,
-    request: Request,
-    next: Next,
-) -> Response {
+/// Refuses bodies over the configured limit (see the module docs), else runs
+/// `next` with the body wrapped.
+pub async fn limit_body<F, Fut>(security: &SecurityState, request: Request, next: F) -> Response
+where
+    F: FnOnce(Request) -> Fut,
+    Fut: Future<Output = Response>,
+{
     let limit = security.body_limit_bytes;
     let declared = request
         .headers()
@@ -47,12 +47,15 @@ pub async fn limit_body(
         return payload_too_large(limit).into_response();
     }
     let request = request.map(|body| Body::new(http_body_util::Limited::new(body, limit)));
-    next.run(request).await
+    next(request).await
 }
 
-/// A panic below becomes a 500 problem.
-pub async fn catch_panics(request: Request, next: Next) -> Response {
-    match AssertUnwindSafe(next.run(request)).catch_unwind().await {
+/// A panic in `below` (while it is polled) becomes a 500 problem.
+pub async fn catch_panics<Fut>(below: Fut) -> Response
+where
+    Fut: Future<Output = Response>,
+{
+    match AssertUnwindSafe(below).catch_unwind().await {
         Ok(response) => response,
         Err(_panic) => {
             eprintln!("synap: a request handler panicked (message above); answered 500");
@@ -61,14 +64,19 @@ pub async fn catch_panics(request: Request, next: Next) -> Response {
     }
 }
 
-/// Replaces error responses that are not JSON with the matching problem.
-pub async fn problem_for_bare_errors(
-    State(security): State<Arc<SecurityState>>,
+/// Runs `next` and replaces error responses that are not JSON with the matching
+/// problem.
+pub async fn problem_for_bare_errors<F, Fut>(
+    security: &SecurityState,
     request: Request,
-    next: Next,
-) -> Response {
+    next: F,
+) -> Response
+where
+    F: FnOnce(Request) -> Fut,
+    Fut: Future<Output = Response>,
+{
     let method = request.method().clone();
-    let response = next.run(request).await;
+    let response = next(request).await;
     let status = response.status();
     if !(status.is_client_error() || status.is_server_error()) {
         return response;
@@ -95,7 +103,7 @@ pub async fn problem_for_bare_errors(
     } else {
         None
     };
-    let mut problem = problem_for_status(status, &method, &parts.headers, &security);
+    let mut problem = problem_for_status(status, &method, &parts.headers, security);
     if let Some(text) = text
         && status != StatusCode::PAYLOAD_TOO_LARGE
     {

@@ -15,11 +15,10 @@
 
 use crate::error::ApiError;
 use crate::security::SecurityState;
-use axum::extract::{Request, State};
+use axum::extract::Request;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use std::sync::Arc;
+use std::future::Future;
 
 /// Where the Swagger UI is served from.
 pub const DOCS_PATH_PREFIX: &str = "/docs";
@@ -54,14 +53,19 @@ pub const CORS_MAX_AGE_SECONDS: u32 = 86_400;
 
 const PERMISSIONS_POLICY_HEADER: HeaderName = HeaderName::from_static("permissions-policy");
 
-/// Writes the security headers on the response, whatever produced it.
-pub async fn security_headers(
-    State(security): State<Arc<SecurityState>>,
+/// Runs `next` and writes the security headers on the response, whatever
+/// produced it.
+pub async fn security_headers<F, Fut>(
+    security: &SecurityState,
     request: Request,
-    next: Next,
-) -> Response {
+    next: F,
+) -> Response
+where
+    F: FnOnce(Request) -> Fut,
+    Fut: Future<Output = Response>,
+{
     let docs = is_docs_path(request.uri().path());
-    let mut response = next.run(request).await;
+    let mut response = next(request).await;
     apply_security_headers(response.headers_mut(), docs, security.production);
     response
 }
@@ -128,12 +132,13 @@ impl CorsOrigins {
     }
 }
 
-/// Answers preflights and adds the CORS headers for allowed origins.
-pub async fn cors(
-    State(security): State<Arc<SecurityState>>,
-    request: Request,
-    next: Next,
-) -> Response {
+/// Answers preflights; otherwise runs `next` and adds the CORS headers for
+/// allowed origins.
+pub async fn cors<F, Fut>(security: &SecurityState, request: Request, next: F) -> Response
+where
+    F: FnOnce(Request) -> Fut,
+    Fut: Future<Output = Response>,
+{
     let origin = request.headers().get(header::ORIGIN).cloned();
     let allowed = origin
         .as_ref()
@@ -179,7 +184,7 @@ pub async fn cors(
         return response;
     }
 
-    let mut response = next.run(request).await;
+    let mut response = next(request).await;
     let headers = response.headers_mut();
     if let Some(origin) = origin.filter(|_| allowed) {
         headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);

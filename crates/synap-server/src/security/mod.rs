@@ -43,17 +43,24 @@ use crate::auth::Caller;
 use crate::config::{IpBlock, ServerConfig};
 use crate::error::ApiError;
 use crate::state::AppState;
+use axum::Router;
+use axum::body::{Body, HttpBody};
 use axum::extract::{DefaultBodyLimit, FromRequestParts, OriginalUri, Request, State};
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
-use axum::middleware::{Next, from_fn, from_fn_with_state};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::{Extension, Router};
+use futures_util::FutureExt;
+use futures_util::future::BoxFuture;
 use limiter::{Decision, RateLimiter};
+use std::convert::Infallible;
+use std::future::Future;
 use std::net::IpAddr;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use synap_domain::UserId;
 use synap_store::Clock;
+use tower::{Layer, Service, ServiceExt};
 
 /// Paths that are never rate limited: health probes.
 pub const RATE_LIMIT_EXEMPT_PATHS: &[&str] = &["/health", "/ready"];
@@ -111,27 +118,165 @@ pub fn outer(router: Router, state: &AppState) -> Router {
 /// [`outer`] over a given [`SecurityState`], for callers that keep one state
 /// across several routers.
 pub fn wrap(router: Router, security: Arc<SecurityState>) -> Router {
-    // Router::layer: the last one added runs first.
-    router
-        // Axum's extractors would otherwise cap bodies at their own 2 MB default.
-        .layer(DefaultBodyLimit::max(security.body_limit_bytes))
-        .layer(from_fn_with_state(security.clone(), errors::limit_body))
-        .layer(from_fn(errors::catch_panics))
-        .layer(from_fn_with_state(
-            security.clone(),
-            errors::problem_for_bare_errors,
-        ))
-        .layer(from_fn_with_state(security.clone(), headers::cors))
-        .layer(from_fn_with_state(
-            security.clone(),
-            headers::security_headers,
-        ))
-        .layer(Extension(security))
+    Outer::new(router, security).into_router()
+}
+
+/// The security layer as one service around a finished router (see the module
+/// docs for what it does, outermost first).
+///
+/// Why one hand-written service rather than a `Router::layer` per middleware:
+/// axum applies such layers to every route separately, and each `from_fn` layer
+/// clones everything below it (the other layers, their states, the boxed route)
+/// on every request. That cloning and dropping was over a third of the CPU of a
+/// request that does no database work. This service wraps the router once; a
+/// request costs two reference-count increments here.
+#[derive(Clone)]
+pub struct Outer<S> {
+    security: Arc<SecurityState>,
+    inner: S,
+    trpc_errors: bool,
+}
+
+impl<S> std::fmt::Debug for Outer<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Outer")
+            .field("security", &self.security)
+            .field("trpc_errors", &self.trpc_errors)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Outer<()> {
+    /// The security layer around `router`.
+    pub fn new(
+        router: Router,
+        security: Arc<SecurityState>,
+    ) -> Outer<
+        impl Service<Request, Response = Response, Error = Infallible, Future: Send>
+        + Clone
+        + Send
+        + Sync
+        + 'static,
+    > {
+        Outer {
+            // Axum's extractors would otherwise cap bodies at their own 2 MB default.
+            inner: DefaultBodyLimit::max(security.body_limit_bytes).layer(router),
+            security,
+            trpc_errors: false,
+        }
+    }
+}
+
+impl<S> Outer<S>
+where
+    S: Service<Request, Response = Response, Error = Infallible, Future: Send>
+        + Clone
+        + Send
+        + Sync
+        + 'static,
+{
+    /// Also renders failures under `/trpc` in tRPC's error shape, outside
+    /// everything else ([`crate::trpc::problems_as_trpc_errors`]).
+    pub fn with_trpc_errors(mut self) -> Self {
+        self.trpc_errors = true;
+        self
+    }
+
+    /// As a `Router` (whose clone is one reference count).
+    pub fn into_router(self) -> Router {
+        Router::new().fallback_service(self)
+    }
+}
+
+impl<S> Service<Request> for Outer<S>
+where
+    S: Service<Request, Response = Response, Error = Infallible, Future: Send>
+        + Clone
+        + Send
+        + Sync
+        + 'static,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = BoxFuture<'static, Result<Response, Infallible>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: Request) -> Self::Future {
+        let this = self.clone();
+        Box::pin(async move { Ok(this.run(request).await) })
+    }
+}
+
+impl<S> Outer<S>
+where
+    S: Service<Request, Response = Response, Error = Infallible, Future: Send>
+        + Clone
+        + Send
+        + Sync
+        + 'static,
+{
+    async fn run(self, mut request: Request) -> Response {
+        let Outer {
+            security,
+            inner,
+            trpc_errors,
+        } = self;
+        let head = request.method() == Method::HEAD;
+        request.extensions_mut().insert(security.clone());
+        let security = &security;
+        let stack = |request: Request| {
+            headers::security_headers(security, request, |request| {
+                headers::cors(security, request, |request| {
+                    errors::problem_for_bare_errors(security, request, |request| {
+                        errors::catch_panics(errors::limit_body(security, request, |request| {
+                            inner.oneshot(request).map(|answer| match answer {
+                                Ok(response) => response,
+                                Err(never) => match never {},
+                            })
+                        }))
+                    })
+                })
+            })
+        };
+        let mut response = if trpc_errors {
+            crate::trpc::problems_as_trpc_errors(request, stack).await
+        } else {
+            stack(request).await
+        };
+        // What axum does to the response of the outermost route (and, with one
+        // `Router::layer` per middleware, did after all of them): a length for
+        // bodies of known size, and no body for `HEAD`. A layer above may have
+        // replaced the body that the route's own answer had stripped.
+        if !response.headers().contains_key(header::CONTENT_LENGTH)
+            && let Some(size) = response.body().size_hint().exact()
+        {
+            response
+                .headers_mut()
+                .insert(header::CONTENT_LENGTH, HeaderValue::from(size));
+        }
+        if head {
+            *response.body_mut() = Body::empty();
+        }
+        response
+    }
 }
 
 /// Rate limits: per user for authenticated requests (except `/v1/auth/*`), per
 /// client IP otherwise.
 pub async fn rate_limit(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    rate_limited_or(&state, request, |request| next.run(request)).await
+}
+
+/// [`rate_limit`] around `next`: a 429 instead of running it when over the limit,
+/// the RateLimit headers on its response otherwise.
+pub async fn rate_limited_or<F, Fut>(state: &AppState, request: Request, next: F) -> Response
+where
+    F: FnOnce(Request) -> Fut,
+    Fut: Future<Output = Response>,
+{
     let Some(security) = request.extensions().get::<Arc<SecurityState>>().cloned() else {
         eprintln!("synap: rate_limit runs without security::outer; refusing the request");
         return ApiError::internal().into_response();
@@ -139,16 +284,16 @@ pub async fn rate_limit(State(state): State<AppState>, request: Request, next: N
     let path = request
         .extensions()
         .get::<OriginalUri>()
-        .map(|uri| uri.0.path().to_string())
-        .unwrap_or_else(|| request.uri().path().to_string());
-    if RATE_LIMIT_EXEMPT_PATHS.contains(&path.as_str()) {
-        return next.run(request).await;
+        .map_or_else(|| request.uri().path(), |uri| uri.0.path());
+    if RATE_LIMIT_EXEMPT_PATHS.contains(&path) {
+        return next(request).await;
     }
+    let auth_path = path.starts_with(AUTH_PATH_PREFIX);
     let now_ms = state.clock.now().as_millisecond();
     let user = request
         .extensions()
         .get::<Caller>()
-        .filter(|_| !path.starts_with(AUTH_PATH_PREFIX))
+        .filter(|_| !auth_path)
         .map(|caller| caller.user.id);
     let decision = match user {
         Some(user) => security.users.as_ref().map(|l| l.hit(user, now_ms)),
@@ -165,12 +310,12 @@ pub async fn rate_limit(State(state): State<AppState>, request: Request, next: N
         }
     };
     let Some(decision) = decision else {
-        return next.run(request).await;
+        return next(request).await;
     };
     if !decision.allowed {
         return rate_limited(&decision).into_response();
     }
-    let mut response = next.run(request).await;
+    let mut response = next(request).await;
     set_rate_limit_headers(response.headers_mut(), &decision);
     response
 }

@@ -502,9 +502,13 @@ const PROBLEM_BODY_BYTES_MAX: usize = 64 * 1024;
 /// tRPC's error shape instead, keeping every header the layers set
 /// (`Retry-After`, rate-limit and security headers), so the official client reads
 /// them as `UNAUTHORIZED`, `TOO_MANY_REQUESTS`, `PAYLOAD_TOO_LARGE`, ….
-pub async fn problems_as_trpc_errors(request: Request, next: axum::middleware::Next) -> Response {
+pub async fn problems_as_trpc_errors<F, Fut>(request: Request, next: F) -> Response
+where
+    F: FnOnce(Request) -> Fut,
+    Fut: std::future::Future<Output = Response>,
+{
     let is_trpc = request.uri().path().starts_with("/trpc");
-    let response = next.run(request).await;
+    let response = next(request).await;
     let is_problem = response
         .headers()
         .get(axum::http::header::CONTENT_TYPE)
