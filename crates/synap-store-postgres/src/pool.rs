@@ -194,15 +194,6 @@ impl Conn {
         self.client.batch_execute("ROLLBACK").map_err(sql_error)
     }
 
-    /// Scopes the open transaction to one user for row-level security.
-    pub fn set_user(&mut self, user: &uuid::Uuid) -> StoreResult<()> {
-        self.query_one(
-            "SELECT set_config('synap.user_id', $1, true)",
-            &[&user.to_string()],
-        )?;
-        Ok(())
-    }
-
     /// Runs `work` in a transaction scoped to `user` (or unscoped for `None`):
     /// commits on `Ok`, rolls back on `Err`.
     pub fn transaction<T>(

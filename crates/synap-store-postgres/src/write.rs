@@ -545,7 +545,8 @@ fn flush_and_record(
 /// Appends a batch of events in the open transaction through the same
 /// statement commands use (numbering, stream compare-and-set, one insert); each
 /// stream's events must be consecutive versions. Returns their positions. For
-/// bulk writers and the benchmark; commands go through [`PgWrite`].
+/// the benchmark and tests; commands go through [`PgWrite`].
+#[cfg(feature = "testing")]
 pub fn append_batch(conn: &mut Conn, events: &[NewEvent<'_>]) -> StoreResult<Vec<u64>> {
     if events.len() as u64 > EVENTS_PER_TRANSACTION_MAX {
         return Err(StoreError::InvalidInput(format!(

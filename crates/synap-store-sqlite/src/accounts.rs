@@ -13,41 +13,19 @@ use crate::codec::{is_unique_violation, micros, opt_timestamp, sql_error, timest
 use crate::writer;
 use jiff::Timestamp;
 use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
-use synap_domain::DomainError;
 use synap_domain::event::{
     EventMetadata, EventPayload, Source, TokenCreated, TokenRevoked, UserCreated, UserEvent,
 };
 use synap_domain::ids::UserId;
+use synap_store::accounts::{
+    CheckedUser, LOCAL_OWNER_EMAIL, check_user, invalid, stored, token_name, token_scopes,
+};
 use synap_store::pipeline::NewEvent;
 use synap_store::{
     NewSession, NewToken, NewUser, SessionRecord, StoreError, StoreResult, TokenCredential,
     TokenInfo, UserSummary,
 };
 use uuid::Uuid;
-
-/// The email of the local owner, the account one person uses without set-up.
-pub const LOCAL_OWNER_EMAIL: &str = "owner@localhost";
-/// Longest email address accepted.
-const EMAIL_CHARS_MAX: usize = 254;
-/// Longest display name accepted.
-const DISPLAY_NAME_CHARS_MAX: usize = 100;
-/// Longest token name accepted.
-const TOKEN_NAME_CHARS_MAX: usize = 100;
-/// The scopes a token may carry.
-const TOKEN_SCOPES: &[&str] = &["read", "write", "admin"];
-
-/// Stored with microsecond precision; answers carry what is stored.
-fn stored(at: Timestamp) -> Timestamp {
-    Timestamp::from_microsecond(at.as_microsecond()).unwrap_or(at)
-}
-
-fn invalid(field: &'static str, message: impl Into<String>) -> StoreError {
-    DomainError::Validation {
-        field,
-        message: message.into(),
-    }
-    .into()
-}
 
 fn begin(conn: &mut Connection) -> StoreResult<Transaction<'_>> {
     conn.transaction_with_behavior(TransactionBehavior::Immediate)
@@ -164,40 +142,11 @@ pub fn create_user(
     source: Source,
 ) -> StoreResult<UserSummary> {
     let now = stored(now);
-    let email = user.email.trim();
-    let valid = email.chars().count() <= EMAIL_CHARS_MAX
-        && email
-            .split_once('@')
-            .is_some_and(|(local, domain)| !local.is_empty() && !domain.is_empty())
-        && !email.chars().any(|c| c.is_whitespace() || c.is_control());
-    if !valid {
-        return Err(invalid(
-            "email",
-            format!("{email:?} is not an email address"),
-        ));
-    }
-    let role = user.role.as_str();
-    if !matches!(role, "owner" | "admin" | "member") {
-        return Err(invalid(
-            "role",
-            format!("{role:?} is not a role; use owner, admin or member"),
-        ));
-    }
-    let display_name = user
-        .display_name
-        .as_deref()
-        .map(str::trim)
-        .filter(|name| !name.is_empty());
-    if let Some(name) = display_name
-        && (name.chars().count() > DISPLAY_NAME_CHARS_MAX || name.chars().any(char::is_control))
-    {
-        return Err(invalid(
-            "display_name",
-            format!(
-                "a display name has at most {DISPLAY_NAME_CHARS_MAX} characters and no control characters"
-            ),
-        ));
-    }
+    let CheckedUser {
+        email,
+        role,
+        display_name,
+    } = check_user(user)?;
     let tx = begin(conn)?;
     let taken = tx
         .prepare_cached("SELECT 1 FROM users WHERE email_key = ?1")
@@ -334,44 +283,6 @@ fn token_info(
         last_used_at: opt_timestamp(last_used_at)?,
         revoked_at: opt_timestamp(revoked_at)?,
     })
-}
-
-/// A trimmed, checked token name.
-fn token_name(name: &str) -> StoreResult<&str> {
-    let name = name.trim();
-    let chars = name.chars().count();
-    if !(1..=TOKEN_NAME_CHARS_MAX).contains(&chars) || name.chars().any(char::is_control) {
-        return Err(invalid(
-            "name",
-            format!(
-                "a token name has 1 to {TOKEN_NAME_CHARS_MAX} characters and no control characters"
-            ),
-        ));
-    }
-    Ok(name)
-}
-
-/// Checked scopes, each once, in the order given.
-fn token_scopes(scopes: &[String]) -> StoreResult<Vec<String>> {
-    let mut checked: Vec<String> = Vec::with_capacity(scopes.len());
-    for scope in scopes {
-        if !TOKEN_SCOPES.contains(&scope.as_str()) {
-            return Err(invalid(
-                "scopes",
-                format!("{scope:?} is not a scope; use read, write or admin"),
-            ));
-        }
-        if !checked.contains(scope) {
-            checked.push(scope.clone());
-        }
-    }
-    if checked.is_empty() {
-        return Err(invalid(
-            "scopes",
-            "a token needs at least one scope: read, write or admin",
-        ));
-    }
-    Ok(checked)
 }
 
 /// Stores a token and appends `user.token_created`, in one transaction.

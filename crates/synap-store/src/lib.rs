@@ -11,6 +11,7 @@
 //! - [`fold`]: time travel — state at a version or time from a snapshot and events.
 //! - `conformance` (feature `conformance`): the test suite every backend expands.
 
+pub mod accounts;
 pub mod api;
 pub mod fold;
 pub mod pipeline;

@@ -38,8 +38,7 @@ fn write_transactions(url: String, user: Uuid, ledger: Arc<Mutex<Ledger>>) {
     let metadata = EventMetadata::default();
     for _ in 0..TRANSACTIONS_PER_WRITER {
         let events = rng.random_range(1..=3u64);
-        conn.begin().expect("begin");
-        conn.set_user(&user).expect("scope");
+        conn.begin_as(&user).expect("begin as the user");
         let mut ids = Vec::new();
         for index in 0..events {
             let id = Uuid::now_v7();

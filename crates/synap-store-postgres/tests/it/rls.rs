@@ -110,8 +110,7 @@ fn unscoped_queries_see_one_user(url: &str, scopes: &[Scope]) {
 
     for scope in scopes {
         let me = scope.user_id.0;
-        conn.begin().expect("begin");
-        conn.set_user(&me).expect("scope");
+        conn.begin_as(&me).expect("begin as the user");
         for (table, column) in USER_TABLES {
             // Deliberately unscoped: no WHERE clause at all.
             let rows = conn
