@@ -52,8 +52,8 @@ use synap_domain::event::StoredEvent;
 use synap_domain::ids::UserId;
 use synap_domain::relation::RelationState;
 use synap_store::fold::{fold_entity, fold_relation};
+use synap_store::progress::{forward, reporter};
 use synap_store::{Progress, RebuildReport, Stats, StoreError, StoreResult, VerifyReport};
-use tokio::sync::mpsc;
 use uuid::Uuid;
 
 /// Events between progress reports.
@@ -85,36 +85,6 @@ const COMPARED: &[(&str, &str)] = &[
     ),
     ("search", "entity_id, user_id, title, body"),
 ];
-
-/// A progress callback that can cross to a blocking thread.
-type Report = Box<dyn Fn(u64, u64) + Send + Sync>;
-
-/// A callback for blocking work and the receiver of its reports.
-fn reporter() -> (Report, mpsc::UnboundedReceiver<(u64, u64)>) {
-    let (sender, receiver) = mpsc::unbounded_channel::<(u64, u64)>();
-    let report: Report = Box::new(move |done, total| {
-        let _ = sender.send((done, total));
-    });
-    (report, receiver)
-}
-
-/// Awaits `task`, calling `progress` for every report it sends meanwhile.
-async fn forward_progress<T>(
-    progress: Progress<'_>,
-    mut reports: mpsc::UnboundedReceiver<(u64, u64)>,
-    task: impl std::future::Future<Output = StoreResult<T>>,
-) -> StoreResult<T> {
-    tokio::pin!(task);
-    loop {
-        tokio::select! {
-            result = &mut task => {
-                while let Ok((done, total)) = reports.try_recv() { progress(done, total); }
-                return result;
-            }
-            Some((done, total)) = reports.recv() => progress(done, total),
-        }
-    }
-}
 
 /// The fold of the stream being replayed.
 // A page's worth at most: boxing the state would only add an allocation per event.
@@ -295,7 +265,7 @@ fn rebuild_on(conn: &mut Conn, progress: &dyn Fn(u64, u64)) -> StoreResult<Rebui
 pub async fn rebuild(store: &PostgresStore, progress: Progress<'_>) -> StoreResult<RebuildReport> {
     let (report, reports) = reporter();
     let task = store.pool().run(move |conn| rebuild_on(conn, &*report));
-    forward_progress(progress, reports, task).await
+    forward(progress, reports, task).await
 }
 
 /// Rebuilds the projections into temporary tables on connections of its own and
@@ -315,7 +285,7 @@ pub async fn verify(store: &PostgresStore, progress: Progress<'_>) -> StoreResul
         .await
         .map_err(|e| StoreError::Backend(format!("a maintenance task failed: {e}")))?
     };
-    forward_progress(progress, reports, task).await
+    forward(progress, reports, task).await
 }
 
 fn verify_on(

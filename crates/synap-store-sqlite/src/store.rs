@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
+use synap_store::progress::{Report, forward, reporter};
 use synap_store::{Clock, SystemClock};
 
 /// How to open an embedded store.
@@ -381,13 +382,9 @@ impl Maintenance for SqliteStore {
 
     async fn rebuild(&self, progress: Progress<'_>) -> StoreResult<RebuildReport> {
         // The writer runs the rebuild, so no command interleaves with it.
-        let (progress_tx, progress_rx) = mpsc::unbounded_channel::<(u64, u64)>();
-        let rebuild = self.exclusive(move |conn| {
-            admin::rebuild(conn, &move |done, total| {
-                let _ = progress_tx.send((done, total));
-            })
-        });
-        forward_progress(progress, progress_rx, rebuild).await
+        let (report, reports) = reporter();
+        let rebuild = self.exclusive(move |conn| admin::rebuild(conn, &report));
+        forward(progress, reports, rebuild).await
     }
 
     async fn stats(&self) -> StoreResult<Stats> {
@@ -437,36 +434,15 @@ impl Maintenance for SqliteStore {
 async fn relay_progress<T, F>(progress: Progress<'_>, work: F) -> StoreResult<T>
 where
     T: Send + 'static,
-    F: FnOnce(Box<dyn Fn(u64, u64) + Send + Sync>) -> StoreResult<T> + Send + 'static,
+    F: FnOnce(Report) -> StoreResult<T> + Send + 'static,
 {
-    let (progress_tx, progress_rx) = mpsc::unbounded_channel::<(u64, u64)>();
-    let report: Box<dyn Fn(u64, u64) + Send + Sync> = Box::new(move |done, total| {
-        let _ = progress_tx.send((done, total));
-    });
+    let (report, reports) = reporter();
     let task = async move {
         tokio::task::spawn_blocking(move || work(report))
             .await
             .map_err(|e| StoreError::Backend(format!("a maintenance task failed: {e}")))?
     };
-    forward_progress(progress, progress_rx, task).await
-}
-
-/// Awaits `task`, calling `progress` for every report it sends meanwhile.
-async fn forward_progress<T>(
-    progress: Progress<'_>,
-    mut reports: mpsc::UnboundedReceiver<(u64, u64)>,
-    task: impl std::future::Future<Output = StoreResult<T>>,
-) -> StoreResult<T> {
-    tokio::pin!(task);
-    loop {
-        tokio::select! {
-            result = &mut task => {
-                while let Ok((done, total)) = reports.try_recv() { progress(done, total); }
-                return result;
-            }
-            Some((done, total)) = reports.recv() => progress(done, total),
-        }
-    }
+    forward(progress, reports, task).await
 }
 
 fn scratch_path(live: &Path) -> PathBuf {

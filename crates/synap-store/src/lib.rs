@@ -15,6 +15,7 @@ pub mod accounts;
 pub mod api;
 pub mod fold;
 pub mod pipeline;
+pub mod progress;
 pub mod transfer;
 
 #[cfg(feature = "conformance")]
