@@ -179,13 +179,25 @@ pub fn decide(
             }
             let mut working = state.clone();
             let mut body = context.current_body.map(str::to_string);
+            // Spellings introduced by earlier changes of this command count as the
+            // user's too: "Web Dev" added, removed and re-added as "web dev" in one
+            // command stays "Web Dev", as it would across two commands.
+            let mut context = context.clone();
             let mut events = Vec::new();
             for change in changes {
-                for event in decide_change(&working, change, body.as_deref(), context)? {
+                for event in decide_change(&working, change, body.as_deref(), &context)? {
                     if let (EntityEvent::ContentChanged(_), Change::Content(content)) =
                         (&event, change)
                     {
                         body = content.as_ref().map(|c| c.body.clone());
+                    }
+                    if let EntityEvent::TagsAdded(added) = &event {
+                        for tag in &added.tags {
+                            context
+                                .tag_spellings
+                                .entry(tag_key(tag))
+                                .or_insert_with(|| tag.clone());
+                        }
                     }
                     working = step(working, &event);
                     events.push(event);

@@ -419,11 +419,9 @@ proptest! {
 }
 
 proptest! {
-    // Known failure: do not persist its cases as regressions of the suite.
-    #![proptest_config(ProptestConfig { cases: 256, failure_persistence: None, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
 
     /// (b, strict) The same with every field of the state, hidden task fields included.
-    /// Fails today: see `revert_to_a_version_before_the_entity_became_a_task_equals_that_version`.
     #[test]
     fn reverting_to_any_version_restores_every_field(create in create(), steps in vec(step(), 0..40)) {
         let store = simulate(create, &steps);

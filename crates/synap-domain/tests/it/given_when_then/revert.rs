@@ -227,11 +227,9 @@ fn revert_to_a_version_before_the_entity_became_a_task_hides_the_task_fields() {
     assert_eq!(state.visible_task(), None);
 }
 
-/// The state of version 1 had no task fields at all; after the revert the entity still
-/// carries the hidden task fields of version 3, so `EntityState` differs from the
-/// target, and changing the type to task again shows priority 2 instead of the
-/// defaults version 1 would have given. See the report: `revert::events_to_restore`
-/// emits task events only when both states have task fields.
+/// The state of version 1 had no task fields at all; after the revert no hidden task
+/// fields of version 3 linger, so changing the type to task again shows the defaults
+/// version 1 would have given, not priority 2.
 #[test]
 fn revert_to_a_version_before_the_entity_became_a_task_equals_that_version() {
     let history = [

@@ -69,6 +69,22 @@ fn add_tags_uses_the_users_canonical_spelling() {
 }
 
 #[test]
+fn a_tag_re_added_later_in_the_same_command_keeps_the_spelling_it_was_first_added_with() {
+    let state = given([tagged(&[])])
+        .when(EntityCommand::Change(vec![
+            Change::AddTags(strings(&["Web Dev"])),
+            Change::RemoveTags(strings(&[" web dev "])),
+            Change::AddTags(strings(&[" web dev "])),
+        ]))
+        .then(vec![
+            tags_added(&["Web Dev"]),
+            tags_removed(&["Web Dev"]),
+            tags_added(&["Web Dev"]),
+        ]);
+    assert_eq!(names(&state), strings(&["Web Dev"]));
+}
+
+#[test]
 fn add_tags_accepts_64_chars_and_64_tags() {
     let long = "ü".repeat(TAG_CHARS_MAX);
     given([tagged(&[])])
