@@ -2,8 +2,8 @@
 //! arguments live next to its code in [`crate::command`].
 
 use crate::command::{
-    admin, capture, events, history, link, links, list, note, restore, revert, rm, search, serve,
-    show, task, token, unlink, user,
+    admin, attach, attachment, attachments, capture, detach, events, export, history, import, link,
+    links, list, note, restore, revert, rm, search, serve, show, task, token, unlink, user,
 };
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
@@ -64,6 +64,15 @@ pub enum Command {
     Rm(rm::Args),
     /// Restore a deleted entity
     Restore(restore::Args),
+    /// Attach a file to an entity (streamed; media type detected from its bytes)
+    Attach(attach::Args),
+    /// List the files attached to an entity
+    Attachments(attachments::Args),
+    /// Read one attachment
+    #[command(subcommand)]
+    Attachment(attachment::Command),
+    /// Detach a file from an entity (revert can bring it back)
+    Detach(detach::Args),
     /// Link two entities
     Link(link::Args),
     /// Remove a link
@@ -74,6 +83,10 @@ pub enum Command {
     Search(search::Args),
     /// Read the event log, or follow it as it grows
     Events(events::Args),
+    /// Import a Markdown vault (a folder or a .zip); importing again applies only changes
+    Import(import::Args),
+    /// Export every entity as Markdown with frontmatter, now or as it was at a time
+    Export(export::Args),
     /// Serve the HTTP API until SIGTERM or Ctrl-C
     Serve(serve::Args),
     /// Manage user accounts

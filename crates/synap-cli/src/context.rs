@@ -9,6 +9,7 @@ use crate::output::Output;
 use crate::settings::{Database, Overrides, Settings};
 use std::sync::Arc;
 use synap_domain::{EntityId, EventMetadata, Source};
+use synap_store::objects::Objects;
 use synap_store::{CommandOutcome, CommandRequest, EntityView, Scope, Store, Target, UserSummary};
 use synap_store_postgres::{PostgresConfig, PostgresStore};
 use synap_store_sqlite::{SqliteConfig, SqliteStore};
@@ -18,6 +19,8 @@ pub struct Context {
     pub store: Arc<dyn Store>,
     pub user: UserSummary,
     pub out: Output,
+    /// The largest attachment `synap attach` takes (`SYNAP_ATTACHMENT_LIMIT`).
+    pub attachment_limit_bytes: u64,
 }
 
 impl std::fmt::Debug for Context {
@@ -36,11 +39,19 @@ impl Context {
             data_dir: global.data_dir.clone(),
             database_url: global.database_url.clone(),
         })?;
+        let objects = open_objects(&settings).await?;
         let store: Arc<dyn Store> = match settings.database()? {
-            Database::Sqlite(path) => Arc::new(SqliteStore::open(SqliteConfig::new(path))?),
-            Database::Postgres(url) => {
-                Arc::new(PostgresStore::open(PostgresConfig::new(url)).await?)
-            }
+            Database::Sqlite(path) => Arc::new(SqliteStore::open(SqliteConfig {
+                objects: Some(objects),
+                ..SqliteConfig::new(path)
+            })?),
+            Database::Postgres(url) => Arc::new(
+                PostgresStore::open(PostgresConfig {
+                    objects: Some(objects),
+                    ..PostgresConfig::new(url)
+                })
+                .await?,
+            ),
         };
         let user = match &global.user {
             None => store.local_owner().await?,
@@ -50,10 +61,16 @@ impl Context {
                 ))
             })?,
         };
+        let attachment_limit_bytes = settings
+            .server_config(&crate::settings::ServeFlags::default(), &|name| {
+                std::env::var(name).ok()
+            })?
+            .attachment_limit_bytes;
         Ok(Context {
             store,
             user,
             out: Output::new(global.json),
+            attachment_limit_bytes,
         })
     }
 
@@ -94,4 +111,16 @@ impl Context {
             None => Err(synap_domain::DomainError::EntityNotFound(id).into()),
         }
     }
+}
+
+/// Opens the configured object store, checking that it answers (a wrong bucket,
+/// endpoint or credentials is one line here, not a failure on the first upload).
+pub async fn open_objects(settings: &Settings) -> Result<Arc<Objects>, CliError> {
+    let (config, inline_bytes_max) = settings.object_store(&|name| std::env::var(name).ok())?;
+    let opened = tokio::task::spawn_blocking(move || Objects::open(&config, inline_bytes_max))
+        .await
+        .map_err(|e| CliError::error(format!("opening the object store failed: {e}")))?;
+    opened
+        .map(Arc::new)
+        .map_err(|e| CliError::error(e.to_string()))
 }

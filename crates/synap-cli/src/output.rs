@@ -186,6 +186,10 @@ pub fn event_summary(event: &StoredEvent) -> String {
                 }
                 parts.join("; ")
             }
+            EntityEvent::AttachmentAdded(a) => {
+                format!("+{} ({}, {} bytes)", a.filename, a.media_type, a.size)
+            }
+            EntityEvent::AttachmentRemoved(a) => format!("-{}", a.filename),
             EntityEvent::Deleted | EntityEvent::Restored => String::new(),
             EntityEvent::TaskStatusChanged(c) => format!("{} → {}", c.old, c.new),
             EntityEvent::TaskPriorityChanged(c) => format!("{} → {}", c.old, c.new),

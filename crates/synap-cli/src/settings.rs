@@ -9,6 +9,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use synap_server::ServerConfig;
 use synap_server::config::{Environment, IpBlock, parse_byte_size, parse_rate_limit};
+use synap_store::objects::{INLINE_BODY_BYTES_MAX_DEFAULT, ObjectStoreConfig, S3Config, Secret};
 
 /// The name of the settings file inside the data directory.
 pub const SETTINGS_FILE: &str = "synap.toml";
@@ -26,7 +27,25 @@ pub struct Settings {
     /// The server keys of the settings file (`synap serve`); the defaults are
     /// `ServerConfig::default()`, see [`Settings::server_config`].
     pub server: ServerFileSettings,
+    /// The object store keys of the settings file; see [`Settings::object_store`].
+    pub objects: ObjectFileSettings,
 }
+
+/// The object store keys of `synap.toml` (`object_store = "s3"`, `s3_bucket`, …),
+/// kept for [`Settings::object_store`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ObjectFileSettings {
+    pub object_store: Option<String>,
+    pub s3_bucket: Option<String>,
+    pub s3_endpoint: Option<String>,
+    pub s3_region: Option<String>,
+    pub s3_access_key_id: Option<String>,
+    pub s3_secret_access_key: Option<Secret>,
+    pub inline_body_limit: Option<String>,
+}
+
+/// The S3 region when none is configured.
+pub const S3_REGION_DEFAULT: &str = "us-east-1";
 
 impl Default for Settings {
     fn default() -> Self {
@@ -35,6 +54,7 @@ impl Default for Settings {
             database_url: None,
             database_file: "synap.db",
             server: ServerFileSettings::default(),
+            objects: ObjectFileSettings::default(),
         }
     }
 }
@@ -62,6 +82,14 @@ pub struct FileSettings {
     pub rate_limit_user: Option<String>,
     pub body_limit: Option<String>,
     pub trusted_proxies: Option<Vec<String>>,
+    pub attachment_limit: Option<String>,
+    pub object_store: Option<String>,
+    pub s3_bucket: Option<String>,
+    pub s3_endpoint: Option<String>,
+    pub s3_region: Option<String>,
+    pub s3_access_key_id: Option<String>,
+    pub s3_secret_access_key: Option<String>,
+    pub inline_body_limit: Option<String>,
 }
 
 /// The server keys of `synap.toml`, kept for [`Settings::server_config`].
@@ -75,6 +103,7 @@ pub struct ServerFileSettings {
     pub rate_limit_user: Option<String>,
     pub body_limit: Option<String>,
     pub trusted_proxies: Option<Vec<String>>,
+    pub attachment_limit: Option<String>,
 }
 
 /// What `synap serve` got from its flags, or from the variables clap reads for
@@ -179,6 +208,16 @@ impl Settings {
             rate_limit_user: file.rate_limit_user,
             body_limit: file.body_limit,
             trusted_proxies: file.trusted_proxies,
+            attachment_limit: file.attachment_limit,
+        };
+        self.objects = ObjectFileSettings {
+            object_store: file.object_store,
+            s3_bucket: file.s3_bucket,
+            s3_endpoint: file.s3_endpoint,
+            s3_region: file.s3_region,
+            s3_access_key_id: file.s3_access_key_id,
+            s3_secret_access_key: file.s3_secret_access_key.map(Secret),
+            inline_body_limit: file.inline_body_limit,
         };
         self
     }
@@ -265,6 +304,15 @@ impl Settings {
         {
             config.body_limit_bytes = parse_byte_size(&value).map_err(|e| invalid(&source, e))?;
         }
+        if let Some((value, source)) = layered(
+            env,
+            "SYNAP_ATTACHMENT_LIMIT",
+            file.attachment_limit,
+            "attachment_limit",
+        ) {
+            config.attachment_limit_bytes =
+                parse_byte_size(&value).map_err(|e| invalid(&source, e))? as u64;
+        }
 
         let proxies = match env("SYNAP_TRUSTED_PROXIES") {
             Some(value) => Some((comma_list(&value), "SYNAP_TRUSTED_PROXIES".to_string())),
@@ -280,6 +328,68 @@ impl Settings {
                 .map_err(|e| invalid(&source, e))?;
         }
         Ok(config)
+    }
+
+    /// The object store these settings select, and the inline body threshold:
+    /// `{data_dir}/objects` unless `SYNAP_OBJECT_STORE` (or the file's
+    /// `object_store`) says `s3`, which needs a bucket and credentials.
+    pub fn object_store(
+        &self,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<(ObjectStoreConfig, usize), CliError> {
+        let file = self.objects.clone();
+        let inline = match layered(
+            env,
+            "SYNAP_INLINE_BODY_LIMIT",
+            file.inline_body_limit,
+            "inline_body_limit",
+        ) {
+            Some((value, source)) => parse_byte_size(&value).map_err(|e| invalid(&source, e))?,
+            None => INLINE_BODY_BYTES_MAX_DEFAULT,
+        };
+        let kind = layered(env, "SYNAP_OBJECT_STORE", file.object_store, "object_store");
+        let config = match kind
+            .as_ref()
+            .map(|(v, s)| (v.trim().to_ascii_lowercase(), s))
+        {
+            None => ObjectStoreConfig::in_data_dir(&self.data_dir),
+            Some((kind, _)) if kind == "fs" => ObjectStoreConfig::in_data_dir(&self.data_dir),
+            Some((kind, _)) if kind == "s3" => {
+                let required = |variable: &'static str,
+                                value: Option<String>,
+                                key: &'static str| {
+                    layered(env, variable, value, key)
+                        .map(|(value, _)| value)
+                        .filter(|value| !value.trim().is_empty())
+                        .ok_or_else(|| {
+                            CliError::usage(format!(
+                                "SYNAP_OBJECT_STORE=s3 needs {variable} (or `{key}` in {SETTINGS_FILE})"
+                            ))
+                        })
+                };
+                ObjectStoreConfig::S3(S3Config {
+                    bucket: required("SYNAP_S3_BUCKET", file.s3_bucket, "s3_bucket")?,
+                    endpoint: layered(env, "SYNAP_S3_ENDPOINT", file.s3_endpoint, "s3_endpoint")
+                        .map(|(value, _)| value),
+                    region: layered(env, "SYNAP_S3_REGION", file.s3_region, "s3_region")
+                        .map_or_else(|| S3_REGION_DEFAULT.to_string(), |(value, _)| value),
+                    access_key_id: required(
+                        "SYNAP_S3_ACCESS_KEY_ID",
+                        file.s3_access_key_id,
+                        "s3_access_key_id",
+                    )?,
+                    secret_access_key: Secret(required(
+                        "SYNAP_S3_SECRET_ACCESS_KEY",
+                        file.s3_secret_access_key.map(|s| s.0),
+                        "s3_secret_access_key",
+                    )?),
+                })
+            }
+            Some((other, source)) => {
+                return Err(invalid(source, format!("{other:?} is not fs or s3")));
+            }
+        };
+        Ok((config, inline))
     }
 
     /// The database these settings select.

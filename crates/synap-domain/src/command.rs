@@ -8,11 +8,13 @@ use crate::entity::{
 };
 use crate::error::DomainError;
 use crate::event::{
-    ContentChanged, EntityCreated, EntityEvent, FieldChange, MetadataChanged, TagsChanged,
+    AttachmentAdded, AttachmentRemoved, ContentChanged, EntityCreated, EntityEvent, FieldChange,
+    MetadataChanged, TagsChanged,
 };
-use crate::ids::{ContentHash, EntityId};
+use crate::ids::{AttachmentId, ContentHash, EntityId};
 use crate::limits::{
-    CHANGES_PER_COMMAND_MAX, CONTENT_BYTES_MAX, METADATA_BYTES_MAX, METADATA_KEY_CHARS_MAX,
+    ATTACHMENT_FILENAME_CHARS_MAX, ATTACHMENTS_PER_ENTITY_MAX, CHANGES_PER_COMMAND_MAX,
+    CONTENT_BYTES_MAX, MEDIA_TYPE_CHARS_MAX, METADATA_BYTES_MAX, METADATA_KEY_CHARS_MAX,
     TAGS_PER_ENTITY_MAX, TASK_PRIORITY_MAX, TITLE_CHARS_MAX,
 };
 use crate::revert;
@@ -100,6 +102,18 @@ pub enum Change {
     TaskDue(Option<Timestamp>),
 }
 
+/// A file to attach. Its bytes are already in the object store under `hash` (the
+/// store puts them there before it runs the command); the command records the
+/// reference.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewAttachment {
+    pub id: AttachmentId,
+    pub filename: String,
+    pub hash: ContentHash,
+    pub size: u64,
+    pub media_type: String,
+}
+
 /// A command to the entity aggregate.
 #[derive(Debug, Clone, PartialEq)]
 pub enum EntityCommand {
@@ -110,6 +124,12 @@ pub enum EntityCommand {
     /// Append events that restore the state of `version`. History is kept.
     RevertTo {
         version: u64,
+    },
+    /// Attach a file (`entity.attachment_added`).
+    Attach(NewAttachment),
+    /// Detach a file (`entity.attachment_removed`); its bytes stay in the store.
+    Detach {
+        attachment_id: AttachmentId,
     },
 }
 
@@ -239,7 +259,101 @@ pub fn decide(
             };
             Ok(revert::events_to_restore(state, target))
         }
+        EntityCommand::Attach(new) => {
+            let state = live(id, state)?;
+            Ok(vec![EntityEvent::AttachmentAdded(decide_attach(
+                state, new,
+            )?)])
+        }
+        EntityCommand::Detach { attachment_id } => {
+            let state = live(id, state)?;
+            let attachment = state.attachments.get(attachment_id).ok_or_else(|| {
+                DomainError::invalid(
+                    "attachment_id",
+                    format!("entity {id} has no attachment {attachment_id}"),
+                )
+            })?;
+            Ok(vec![EntityEvent::AttachmentRemoved(AttachmentRemoved {
+                attachment_id: attachment.id,
+                filename: attachment.filename.clone(),
+                hash: attachment.hash,
+            })])
+        }
     }
+}
+
+fn decide_attach(state: &EntityState, new: &NewAttachment) -> Result<AttachmentAdded, DomainError> {
+    if state.attachments.contains_key(&new.id) {
+        return Err(DomainError::invalid(
+            "attachment_id",
+            format!("attachment id {} is already used; send a new id", new.id),
+        ));
+    }
+    if state.attachments.len() >= ATTACHMENTS_PER_ENTITY_MAX {
+        return Err(DomainError::invalid(
+            "attachments",
+            format!(
+                "an entity has at most {ATTACHMENTS_PER_ENTITY_MAX} attachments; detach one first"
+            ),
+        ));
+    }
+    Ok(AttachmentAdded {
+        attachment_id: new.id,
+        filename: validate_filename(&new.filename)?,
+        hash: new.hash,
+        size: new.size,
+        media_type: validate_media_type(&new.media_type)?,
+    })
+}
+
+/// A file name as users see it: trimmed, 1..=255 characters, no path separators and
+/// no control characters (it ends up in `Content-Disposition` and on disk on export).
+pub fn validate_filename(name: &str) -> Result<String, DomainError> {
+    let name = name.trim();
+    let chars = name.chars().count();
+    if chars == 0 || chars > ATTACHMENT_FILENAME_CHARS_MAX {
+        return Err(DomainError::invalid(
+            "filename",
+            format!("a file name has 1 to {ATTACHMENT_FILENAME_CHARS_MAX} characters"),
+        ));
+    }
+    if name
+        .chars()
+        .any(|c| c.is_control() || c == '/' || c == '\\')
+        || name == "."
+        || name == ".."
+    {
+        return Err(DomainError::invalid(
+            "filename",
+            "a file name has no path separators (/ or \\\\) and no control characters",
+        ));
+    }
+    Ok(name.to_string())
+}
+
+/// A media type `type/subtype` (parameters allowed), printable ASCII, at most 255
+/// characters.
+pub fn validate_media_type(media_type: &str) -> Result<String, DomainError> {
+    let media_type = media_type.trim();
+    let valid = media_type.len() <= MEDIA_TYPE_CHARS_MAX
+        && media_type.is_ascii()
+        && !media_type.chars().any(|c| c.is_ascii_control())
+        && media_type
+            .split(';')
+            .next()
+            .and_then(|essence| essence.trim().split_once('/'))
+            .is_some_and(|(kind, sub)| {
+                !kind.is_empty() && !sub.is_empty() && !kind.contains(' ') && !sub.contains(' ')
+            });
+    if !valid {
+        return Err(DomainError::invalid(
+            "media_type",
+            format!(
+                "a media type looks like type/subtype (at most {MEDIA_TYPE_CHARS_MAX} characters)"
+            ),
+        ));
+    }
+    Ok(media_type.to_string())
 }
 
 /// Applies an event to a working copy while deciding a multi-change command.

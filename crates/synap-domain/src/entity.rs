@@ -4,10 +4,11 @@
 //! can be checked field by field.
 
 use crate::event::EntityEvent;
-use crate::ids::{ContentHash, EntityId, UserId};
+use crate::ids::{AttachmentId, ContentHash, EntityId, UserId};
 use crate::tags::TagSet;
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
 
@@ -139,6 +140,31 @@ pub struct ContentRef {
     pub media_type: String,
 }
 
+/// A file attached to an entity. The bytes live once per (user, hash) in the object
+/// store; the entity's state holds only this reference, so time travel and revert
+/// see attachments like any other field.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Attachment {
+    pub id: AttachmentId,
+    pub filename: String,
+    pub hash: ContentHash,
+    pub size: u64,
+    pub media_type: String,
+    /// When it was (last) added: the `recorded_at` of its `entity.attachment_added`.
+    pub added_at: Timestamp,
+}
+
+impl Attachment {
+    /// The same file under the same name (when it was added does not count).
+    pub fn same_file(&self, other: &Attachment) -> bool {
+        self.id == other.id
+            && self.filename == other.filename
+            && self.hash == other.hash
+            && self.size == other.size
+            && self.media_type == other.media_type
+    }
+}
+
 /// The media type of content when none is given.
 pub const DEFAULT_MEDIA_TYPE: &str = "text/markdown";
 
@@ -156,6 +182,10 @@ pub struct EntityState {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub task: Option<TaskFields>,
     pub metadata: serde_json::Map<String, serde_json::Value>,
+    /// Attached files by id (ids are UUIDv7, so this is also the order they were
+    /// first added in). Absent from snapshots written before attachments existed.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub attachments: BTreeMap<AttachmentId, Attachment>,
     pub version: u64,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
@@ -204,6 +234,7 @@ impl EntityState {
                     task
                 }),
                 metadata: created.metadata.clone(),
+                attachments: BTreeMap::new(),
                 version,
                 created_at: recorded_at,
                 updated_at: recorded_at,
@@ -259,6 +290,22 @@ impl EntityState {
                 for (key, value) in &change.set {
                     self.metadata.insert(key.clone(), value.clone());
                 }
+            }
+            EntityEvent::AttachmentAdded(added) => {
+                self.attachments.insert(
+                    added.attachment_id,
+                    Attachment {
+                        id: added.attachment_id,
+                        filename: added.filename.clone(),
+                        hash: added.hash,
+                        size: added.size,
+                        media_type: added.media_type.clone(),
+                        added_at: recorded_at,
+                    },
+                );
+            }
+            EntityEvent::AttachmentRemoved(removed) => {
+                self.attachments.remove(&removed.attachment_id);
             }
             EntityEvent::Deleted => self.deleted_at = Some(recorded_at),
             EntityEvent::Restored => self.deleted_at = None,

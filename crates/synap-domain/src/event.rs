@@ -6,7 +6,7 @@
 //! a version and an upcaster in [`decode`], and golden files pin every version.
 
 use crate::entity::{ContentRef, EntityType, TaskFields, TaskStatus};
-use crate::ids::{ContentHash, EntityId, EventId, UserId};
+use crate::ids::{AttachmentId, ContentHash, EntityId, EventId, UserId};
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -94,6 +94,27 @@ pub struct MetadataChanged {
     pub unset: Vec<String>,
 }
 
+/// `entity.attachment_added`: a file was attached. A reference to bytes stored
+/// once per (user, hash) in the object store — never the bytes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AttachmentAdded {
+    pub attachment_id: AttachmentId,
+    pub filename: String,
+    pub hash: ContentHash,
+    pub size: u64,
+    pub media_type: String,
+}
+
+/// `entity.attachment_removed`: a file was detached. Its name and hash are kept so
+/// the audit trail reads without looking back; the bytes stay in the store (history
+/// and revert can still reach them).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AttachmentRemoved {
+    pub attachment_id: AttachmentId,
+    pub filename: String,
+    pub hash: ContentHash,
+}
+
 /// Events of the `entity` aggregate.
 #[derive(Debug, Clone, PartialEq)]
 pub enum EntityEvent {
@@ -104,6 +125,8 @@ pub enum EntityEvent {
     TagsAdded(TagsChanged),
     TagsRemoved(TagsChanged),
     MetadataChanged(MetadataChanged),
+    AttachmentAdded(AttachmentAdded),
+    AttachmentRemoved(AttachmentRemoved),
     Deleted,
     Restored,
     TaskStatusChanged(FieldChange<TaskStatus>),
@@ -188,6 +211,8 @@ pub const CATALOGUE: &[(&str, u32)] = &[
     ("entity.tags_added", 1),
     ("entity.tags_removed", 1),
     ("entity.metadata_changed", 1),
+    ("entity.attachment_added", 1),
+    ("entity.attachment_removed", 1),
     ("entity.deleted", 1),
     ("entity.restored", 1),
     ("task.status_changed", 1),
@@ -231,6 +256,8 @@ impl EventPayload {
                 EntityEvent::TagsAdded(_) => "entity.tags_added",
                 EntityEvent::TagsRemoved(_) => "entity.tags_removed",
                 EntityEvent::MetadataChanged(_) => "entity.metadata_changed",
+                EntityEvent::AttachmentAdded(_) => "entity.attachment_added",
+                EntityEvent::AttachmentRemoved(_) => "entity.attachment_removed",
                 EntityEvent::Deleted => "entity.deleted",
                 EntityEvent::Restored => "entity.restored",
                 EntityEvent::TaskStatusChanged(_) => "task.status_changed",
@@ -273,6 +300,8 @@ impl EventPayload {
                 EntityEvent::TypeChanged(e) => to_value(e),
                 EntityEvent::TagsAdded(e) | EntityEvent::TagsRemoved(e) => to_value(e),
                 EntityEvent::MetadataChanged(e) => to_value(e),
+                EntityEvent::AttachmentAdded(e) => to_value(e),
+                EntityEvent::AttachmentRemoved(e) => to_value(e),
                 EntityEvent::Deleted | EntityEvent::Restored => empty(),
                 EntityEvent::TaskStatusChanged(e) => to_value(e),
                 EntityEvent::TaskPriorityChanged(e) => to_value(e),
@@ -353,6 +382,12 @@ pub fn decode(
         }
         "entity.metadata_changed" => {
             EventPayload::Entity(EntityEvent::MetadataChanged(parse(data).map_err(fail)?))
+        }
+        "entity.attachment_added" => {
+            EventPayload::Entity(EntityEvent::AttachmentAdded(parse(data).map_err(fail)?))
+        }
+        "entity.attachment_removed" => {
+            EventPayload::Entity(EntityEvent::AttachmentRemoved(parse(data).map_err(fail)?))
         }
         "entity.deleted" => EventPayload::Entity(EntityEvent::Deleted),
         "entity.restored" => EventPayload::Entity(EntityEvent::Restored),

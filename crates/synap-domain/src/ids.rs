@@ -68,6 +68,10 @@ uuid_id!(
     UserId
 );
 uuid_id!(
+    /// A file attached to an entity (`entity.attachment_added`).
+    AttachmentId
+);
+uuid_id!(
     /// One event, unique forever. Appending an event id twice returns the first result.
     EventId
 );

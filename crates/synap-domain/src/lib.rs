@@ -17,15 +17,16 @@ pub mod tags;
 pub mod text;
 
 pub use command::{
-    Change, CreateEntity, DecideContext, EntityCommand, NewContent, TaskInput, decide,
+    Change, CreateEntity, DecideContext, EntityCommand, NewAttachment, NewContent, TaskInput,
+    decide,
 };
-pub use entity::{ContentRef, EntityState, EntityType, TaskFields, TaskStatus};
+pub use entity::{Attachment, ContentRef, EntityState, EntityType, TaskFields, TaskStatus};
 pub use error::DomainError;
 pub use event::{
     AggregateType, EntityEvent, EventMetadata, EventPayload, RelationEvent, Source, StoredEvent,
     UserEvent,
 };
-pub use ids::{ContentHash, EntityId, EventId, RelationId, UserId};
+pub use ids::{AttachmentId, ContentHash, EntityId, EventId, RelationId, UserId};
 pub use relation::{RelationKind, RelationState};
 
 /// A point in time, UTC. Re-exported so that adapters agree on one time type.

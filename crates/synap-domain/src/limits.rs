@@ -40,6 +40,12 @@ pub const PAGE_LIMIT_MAX: u32 = 500;
 pub const SEARCH_QUERY_CHARS_MAX: usize = 1_000;
 /// Characters of context a search snippet shows around the first match.
 pub const SNIPPET_CHARS: usize = 160;
+/// Most attachments on one entity at a time.
+pub const ATTACHMENTS_PER_ENTITY_MAX: usize = 1_000;
+/// Longest attachment file name, in characters.
+pub const ATTACHMENT_FILENAME_CHARS_MAX: usize = 255;
+/// Longest media type (`type/subtype`), in characters.
+pub const MEDIA_TYPE_CHARS_MAX: usize = 255;
 /// Longest client-chosen type of a logged event (`events.log`), in characters.
 pub const LOGGED_EVENT_TYPE_CHARS_MAX: usize = 100;
 /// Largest data object of a logged event, serialized as compact JSON, in bytes.

@@ -3,7 +3,10 @@
 //! itself new events, and can be reverted in turn.
 
 use crate::entity::{EntityState, TaskFields};
-use crate::event::{ContentChanged, EntityEvent, FieldChange, MetadataChanged, TagsChanged};
+use crate::event::{
+    AttachmentAdded, AttachmentRemoved, ContentChanged, EntityEvent, FieldChange, MetadataChanged,
+    TagsChanged,
+};
 use serde_json::Map;
 
 /// Events that turn `current` into `target` (fields only; the version moves forward).
@@ -98,6 +101,36 @@ pub fn events_to_restore(current: &EntityState, target: &EntityState) -> Vec<Ent
             events.push(EntityEvent::TaskDueChanged(FieldChange {
                 old: now.due_at,
                 new: then.due_at,
+            }));
+        }
+    }
+    // Attachments are references to bytes that are never deleted, so a detached
+    // file can be attached again under its old id; one attached since is detached.
+    for (id, now) in &current.attachments {
+        if !target
+            .attachments
+            .get(id)
+            .is_some_and(|then| then.same_file(now))
+        {
+            events.push(EntityEvent::AttachmentRemoved(AttachmentRemoved {
+                attachment_id: *id,
+                filename: now.filename.clone(),
+                hash: now.hash,
+            }));
+        }
+    }
+    for (id, then) in &target.attachments {
+        if !current
+            .attachments
+            .get(id)
+            .is_some_and(|now| now.same_file(then))
+        {
+            events.push(EntityEvent::AttachmentAdded(AttachmentAdded {
+                attachment_id: *id,
+                filename: then.filename.clone(),
+                hash: then.hash,
+                size: then.size,
+                media_type: then.media_type.clone(),
             }));
         }
     }

@@ -178,6 +178,9 @@ pub struct ServerConfig {
     pub rate_limit_user: Option<RateLimit>,
     /// Largest request body, also for chunked bodies.
     pub body_limit_bytes: usize,
+    /// Largest attachment upload (`POST /v1/entities/{id}/attachments`), in bytes;
+    /// that route streams its body and has this limit instead of `body_limit_bytes`.
+    pub attachment_limit_bytes: u64,
     /// Peers whose `X-Forwarded-For` is believed.
     pub trusted_proxies: Vec<IpBlock>,
     /// Failed logins per account before it is locked out for the window.
@@ -212,6 +215,7 @@ impl Default for ServerConfig {
                 window: Duration::from_secs(15 * 60),
             }),
             body_limit_bytes: 10 * 1024 * 1024,
+            attachment_limit_bytes: synap_store::attachments::ATTACHMENT_BYTES_MAX_DEFAULT,
             trusted_proxies: Vec::new(),
             login_failures_max: 5,
             login_lockout: Duration::from_secs(15 * 60),
@@ -255,6 +259,7 @@ impl fmt::Debug for ServerConfig {
             .field("rate_limit_anonymous", &self.rate_limit_anonymous)
             .field("rate_limit_user", &self.rate_limit_user)
             .field("body_limit_bytes", &self.body_limit_bytes)
+            .field("attachment_limit_bytes", &self.attachment_limit_bytes)
             .field("trusted_proxies", &self.trusted_proxies)
             .finish_non_exhaustive()
     }

@@ -57,12 +57,24 @@ pub fn base() -> OpenApi {
             "Notes, tasks, projects, pages, ideas and events; their history, versions and tags.",
         ),
         (
+            "attachments",
+            "Files attached to entities: streamed upload, ranged download, removal.",
+        ),
+        (
             "relations",
             "Typed links between entities, backlinks and the graph.",
         ),
         ("search", "Full-text search."),
         ("capture", "Quick capture of thoughts."),
         ("events", "The caller's event log and its live stream."),
+        (
+            "vault",
+            "Markdown vaults in (a ZIP import) and out (a ZIP export).",
+        ),
+        (
+            "workflows",
+            "Durable multi-step runs (AI enrichment, webhooks): their steps, attempts and errors; retry and cancel.",
+        ),
         (
             "accounts",
             "Registration, login, sessions, the caller and API tokens.",

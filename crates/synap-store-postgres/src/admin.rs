@@ -84,6 +84,10 @@ const COMPARED: &[(&str, &str)] = &[
         "id, user_id, source_id, target_id, kind, version, created_at",
     ),
     ("search", "entity_id, user_id, title, body"),
+    (
+        "entity_attachments",
+        "entity_id, id, user_id, filename, hash, size, media_type, added_at",
+    ),
 ];
 
 /// The fold of the stream being replayed.
@@ -273,6 +277,7 @@ pub async fn rebuild(store: &PostgresStore, progress: Progress<'_>) -> StoreResu
 pub async fn verify(store: &PostgresStore, progress: Progress<'_>) -> StoreResult<VerifyReport> {
     let url = store.pool().url().to_string();
     let app_role = store.pool().app_role();
+    let objects = store.pool().objects.clone();
     let (report, reports) = reporter();
     // Not pooled connections: the temporary tables and search path must not
     // outlive verify, and closing the connection is what drops them.
@@ -280,7 +285,23 @@ pub async fn verify(store: &PostgresStore, progress: Progress<'_>) -> StoreResul
         tokio::task::spawn_blocking(move || {
             let mut log = Conn::connect(&url, app_role)?;
             let mut out = Conn::connect(&url, app_role)?;
-            verify_on(&mut log, &mut out, &*report)
+            log.objects = objects.clone();
+            out.objects = objects.clone();
+            // Objects first: the rebuild reads bodies from them.
+            let mut differences = Vec::new();
+            let mut warnings =
+                crate::attachments::verify_objects(&mut log, objects.as_deref(), &mut differences)?;
+            if !differences.is_empty() {
+                warnings.push(synap_store::objects::PROJECTIONS_NOT_COMPARED.to_string());
+                return Ok(VerifyReport {
+                    events_checked: 0,
+                    differences,
+                    warnings,
+                });
+            }
+            let mut verified = verify_on(&mut log, &mut out, &*report)?;
+            verified.warnings = warnings;
+            Ok(verified)
         })
         .await
         .map_err(|e| StoreError::Backend(format!("a maintenance task failed: {e}")))?
@@ -297,6 +318,9 @@ fn verify_on(
     // find `gin_trgm_ops` where the migrations found it.
     out.client
         .batch_execute(&PROJECTION_SCHEMA.replace("{schema}", "pg_temp"))
+        .map_err(sql_error)?;
+    out.client
+        .batch_execute(&crate::attachments::ATTACHMENTS_SCHEMA.replace("{schema}", "pg_temp"))
         .map_err(sql_error)?;
     out.query_one(
         "SELECT set_config('search_path', 'pg_temp, ' || current_setting('search_path'), false)",
@@ -326,6 +350,7 @@ fn verify_on(
     Ok(VerifyReport {
         events_checked: events,
         differences: compare(out)?,
+        warnings: Vec::new(),
     })
 }
 

@@ -28,6 +28,7 @@
 
 mod accounts;
 mod admin;
+mod attachments;
 mod codec;
 mod feed;
 mod pool;
@@ -38,6 +39,7 @@ mod store;
 #[cfg(feature = "testing")]
 pub mod testing;
 mod transfer;
+mod workflow;
 mod write;
 
 pub use store::{PostgresConfig, PostgresStore};
@@ -47,5 +49,6 @@ pub use store::{PostgresConfig, PostgresStore};
 #[cfg(feature = "testing")]
 pub mod raw {
     pub use crate::pool::{APP_ROLE, Conn};
+    pub use crate::workflow::WORKFLOW_TABLES;
     pub use crate::write::{append_batch, append_event};
 }

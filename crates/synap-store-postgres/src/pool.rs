@@ -31,6 +31,9 @@ pub struct Conn {
     statements: HashMap<Box<str>, Statement>,
     /// True between `begin` and `commit`/`rollback`.
     in_transaction: bool,
+    /// Where bodies over the inline threshold and attachments live; body reads
+    /// on this connection resolve object-stored content through it.
+    pub objects: Option<std::sync::Arc<synap_store::objects::Objects>>,
 }
 
 impl std::fmt::Debug for Conn {
@@ -73,6 +76,7 @@ impl Conn {
             client,
             statements: HashMap::new(),
             in_transaction: false,
+            objects: None,
         })
     }
 
@@ -223,6 +227,8 @@ impl Conn {
 pub struct Pool {
     url: String,
     app_role: bool,
+    /// Handed to every connection (see [`Conn::objects`]).
+    pub objects: Option<std::sync::Arc<synap_store::objects::Objects>>,
     idle: Mutex<Vec<Conn>>,
     permits: Arc<Semaphore>,
 }
@@ -257,6 +263,7 @@ impl Pool {
         Pool {
             url,
             app_role,
+            objects: None,
             idle: Mutex::new(Vec::new()),
             permits: Arc::new(Semaphore::new(size.max(1))),
         }
@@ -289,7 +296,11 @@ impl Pool {
             let _permit = permit;
             let mut conn = match pool.idle.lock().map(|mut idle| idle.pop()) {
                 Ok(Some(conn)) => conn,
-                _ => Conn::connect(&pool.url, pool.app_role)?,
+                _ => {
+                    let mut conn = Conn::connect(&pool.url, pool.app_role)?;
+                    conn.objects = pool.objects.clone();
+                    conn
+                }
             };
             let result = work(&mut conn);
             if conn.in_transaction {

@@ -56,6 +56,7 @@ pub fn entity_from_row(row: &Row) -> StoreResult<EntityRow> {
             content,
             tags: TagSet::default(),
             task: None,
+            attachments: Default::default(),
             metadata: serde_json::from_value(metadata)
                 .map_err(|e| StoreError::Corrupt(e.to_string()))?,
             version: row.try_get::<_, i64>(8).map_err(corrupt)? as u64,
@@ -97,6 +98,7 @@ pub fn complete_entity(conn: &mut Conn, row: &mut EntityRow) -> StoreResult<()> 
         }),
         None => None,
     };
+    row.state.attachments = crate::attachments::load_attachments(conn, row.state.id)?;
     Ok(())
 }
 
@@ -114,18 +116,29 @@ pub fn load_entity(conn: &mut Conn, user: &UserId, id: EntityId) -> StoreResult<
     Ok(Some(entity))
 }
 
-/// A content body of `user` by hash.
+/// A content body of `user` by hash, read from its row or from the object store
+/// (bodies over the inline threshold).
 pub fn load_body(
     conn: &mut Conn,
     user: &UserId,
     content_hash: &ContentHash,
 ) -> StoreResult<Option<String>> {
-    Ok(conn
-        .query_opt(
-            "SELECT body FROM contents WHERE user_id = $1 AND hash = $2",
-            &[&user.0, &content_hash.as_bytes().as_slice()],
-        )?
-        .and_then(|r| r.get::<_, Option<String>>(0)))
+    let Some(row) = conn.query_opt(
+        "SELECT storage, body, object_key FROM contents WHERE user_id = $1 AND hash = $2",
+        &[&user.0, &content_hash.as_bytes().as_slice()],
+    )?
+    else {
+        return Ok(None);
+    };
+    let storage: String = row.try_get(0).map_err(corrupt)?;
+    if storage == crate::attachments::STORAGE_OBJECT {
+        let key = row
+            .try_get::<_, Option<String>>(2)
+            .map_err(corrupt)?
+            .unwrap_or_else(|| synap_store::objects::content_key(user, content_hash));
+        return synap_store::pipeline::read_object_body(conn.objects.as_deref(), &key).map(Some);
+    }
+    row.try_get::<_, Option<String>>(1).map_err(corrupt)
 }
 
 fn body_of(conn: &mut Conn, state: &EntityState, given: Option<&str>) -> StoreResult<String> {
@@ -257,6 +270,8 @@ pub fn project_entity(
             )?;
         }
     }
+
+    crate::attachments::project_attachments(conn, before, after)?;
 
     // Task details: present exactly while the entity is a task.
     if before.map(|b| &b.task) != Some(&after.task) {

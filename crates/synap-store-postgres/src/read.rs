@@ -82,7 +82,7 @@ pub fn entity_at(
 
 pub fn content(conn: &mut Conn, user: &UserId, hash: ContentHash) -> StoreResult<Option<Content>> {
     let Some(row) = conn.query_opt(
-        "SELECT size, media_type, body FROM contents WHERE user_id = $1 AND hash = $2",
+        "SELECT size, media_type FROM contents WHERE user_id = $1 AND hash = $2",
         &[&user.0, &hash.as_bytes().as_slice()],
     )?
     else {
@@ -94,10 +94,7 @@ pub fn content(conn: &mut Conn, user: &UserId, hash: ContentHash) -> StoreResult
             size: row.try_get::<_, i64>(0).map_err(corrupt)? as u64,
             media_type: row.try_get(1).map_err(corrupt)?,
         },
-        body: row
-            .try_get::<_, Option<String>>(2)
-            .map_err(corrupt)?
-            .unwrap_or_default(),
+        body: load_body(conn, user, &hash)?.unwrap_or_default(),
     }))
 }
 

@@ -55,6 +55,7 @@ pub const USER_TABLES: &[&str] = &[
 
 /// The projection tables, in the order rebuild clears them.
 pub const PROJECTION_TABLES: &[&str] = &[
+    "entity_attachments",
     "search",
     "entity_tags",
     "task_details",
@@ -241,6 +242,32 @@ CREATE TABLE sessions (
     last_seen_at bigint NOT NULL
 );
 CREATE INDEX sessions_by_user ON sessions (user_id);
+"#,
+    // 2: durable workflows (runs, memoised steps, cron schedules), with forced
+    // row-level security like the other user-owned tables.
+    crate::workflow::SCHEMA,
+    // 4: object storage. A content row records where an object-stored body or
+    // attachment lives (provider, key); the `entity_attachments` projection
+    // (`attachments::ATTACHMENTS_SCHEMA` for `public`), under row-level security.
+    r#"
+ALTER TABLE contents ADD COLUMN object_provider text;
+ALTER TABLE contents ADD COLUMN object_key text;
+CREATE TABLE IF NOT EXISTS public.entity_attachments (
+    entity_id  uuid NOT NULL,
+    id         uuid NOT NULL,
+    user_id    uuid NOT NULL,
+    filename   text NOT NULL,
+    hash       bytea NOT NULL,
+    size       bigint NOT NULL,
+    media_type text NOT NULL,
+    added_at   bigint NOT NULL,
+    PRIMARY KEY (entity_id, id)
+);
+ALTER TABLE entity_attachments ENABLE ROW LEVEL SECURITY;
+ALTER TABLE entity_attachments FORCE ROW LEVEL SECURITY;
+CREATE POLICY entity_attachments_of_user ON entity_attachments
+  USING (user_id = coalesce((SELECT nullif(current_setting('synap.user_id', true), '')::uuid), user_id))
+  WITH CHECK (user_id = coalesce((SELECT nullif(current_setting('synap.user_id', true), '')::uuid), user_id));
 "#,
 ];
 

@@ -40,6 +40,9 @@ pub struct PostgresConfig {
     /// the embedded store does. `false` for the target of `admin migrate`, whose
     /// owner arrives with the copied accounts.
     pub create_local_owner: bool,
+    /// Where bodies over its inline threshold and attachments go. `None`: every
+    /// body stays inline and attachments are refused.
+    pub objects: Option<Arc<synap_store::objects::Objects>>,
 }
 
 impl PostgresConfig {
@@ -49,6 +52,7 @@ impl PostgresConfig {
             pool_size: POOL_SIZE_DEFAULT,
             clock: Arc::new(SystemClock),
             create_local_owner: true,
+            objects: None,
         }
     }
 }
@@ -103,7 +107,9 @@ impl PostgresStore {
         })
         .await
         .map_err(|e| StoreError::Backend(format!("opening the store failed: {e}")))??;
-        let pool = Arc::new(Pool::new(config.url.clone(), app_role, config.pool_size));
+        let mut pool = Pool::new(config.url.clone(), app_role, config.pool_size);
+        pool.objects = config.objects.clone();
+        let pool = Arc::new(pool);
         let (wake, _) = watch::channel(0u64);
         let listener_wake = wake.clone();
         let listener_url = config.url.clone();
@@ -143,6 +149,30 @@ impl PostgresStore {
         F: FnOnce(&mut Conn) -> StoreResult<T> + Send + 'static,
     {
         self.inner.pool.run(work).await
+    }
+
+    /// The store's clock (the workflow tables use it too).
+    pub(crate) fn clock(&self) -> &Arc<dyn Clock> {
+        &self.inner.clock
+    }
+
+    /// Runs `work` in a transaction scoped to `user` (the workflow tables).
+    pub(crate) async fn scoped_work<T, F>(&self, user: UserId, work: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Conn) -> StoreResult<T> + Send + 'static,
+    {
+        self.scoped(user, work).await
+    }
+
+    /// Runs `work` on a connection with no user set (the workflow engine's
+    /// system work); `work` manages its own transactions.
+    pub(crate) async fn system_work<T, F>(&self, work: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Conn) -> StoreResult<T> + Send + 'static,
+    {
+        self.system(work).await
     }
 
     /// The pool (for maintenance work in this crate).
@@ -191,6 +221,10 @@ impl EventStore for PostgresStore {
 
     async fn head_position(&self) -> StoreResult<u64> {
         self.system(feed::head_position).await
+    }
+
+    fn objects(&self) -> Option<Arc<synap_store::objects::Objects>> {
+        self.pool().objects.clone()
     }
 
     async fn wait_for_events(&self, after: u64, timeout: Duration) -> StoreResult<u64> {

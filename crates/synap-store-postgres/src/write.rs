@@ -346,19 +346,11 @@ impl WriteTransaction for PgWrite<'_> {
     }
 
     fn put_content(&mut self, scope: &Scope, content: &ContentRef, body: &str) -> StoreResult<()> {
-        self.conn.execute(
-            "INSERT INTO contents (user_id, hash, size, media_type, storage, body, created_at) \
-             VALUES ($1, $2, $3, $4, 'db', $5, $6) ON CONFLICT (user_id, hash) DO NOTHING",
-            &[
-                &scope.user_id.0,
-                &content.hash.as_bytes().as_slice(),
-                &(content.size as i64),
-                &content.media_type,
-                &body,
-                &micros(self.now),
-            ],
-        )?;
-        Ok(())
+        crate::attachments::put_content(self.conn, scope, content, body, self.now)
+    }
+
+    fn put_object_ref(&mut self, scope: &Scope, content: &ContentRef) -> StoreResult<()> {
+        crate::attachments::put_object_ref(self.conn, scope, content, self.now)
     }
 
     fn append(&mut self, event: NewEvent<'_>) -> StoreResult<u64> {
@@ -397,6 +389,25 @@ impl WriteTransaction for PgWrite<'_> {
         after: &RelationState,
     ) -> StoreResult<()> {
         project::project_relation(self.conn, before, after)
+    }
+
+    fn enqueue_runs(
+        &mut self,
+        scope: &Scope,
+        runs: &[synap_store::workflow::NewRun],
+        trigger_position: u64,
+        now: Timestamp,
+    ) -> StoreResult<()> {
+        for run in runs {
+            crate::workflow::insert_run(
+                self.conn,
+                &scope.user_id,
+                run,
+                Some(trigger_position),
+                now,
+            )?;
+        }
+        Ok(())
     }
 
     fn save_snapshot(&mut self, state: &EntityState) -> StoreResult<()> {

@@ -12,6 +12,7 @@ use std::time::Instant;
 use synap_domain::AggregateType;
 use synap_domain::event::StoredEvent;
 use synap_store::fold::{fold_entity, fold_relation};
+use synap_store::objects::Objects;
 use synap_store::{Progress, RebuildReport, StoreError, StoreResult, VerifyReport};
 
 /// Events between progress reports.
@@ -21,7 +22,11 @@ const DIFFERENCES_PER_TABLE_MAX: usize = 50;
 
 /// Replays the whole log into the (empty) projection tables visible as unqualified
 /// names on `conn`. Returns (events, entities, live relations).
-pub fn replay(conn: &Connection, progress: Progress<'_>) -> StoreResult<(u64, u64, u64)> {
+pub fn replay(
+    conn: &Connection,
+    objects: Option<&Objects>,
+    progress: Progress<'_>,
+) -> StoreResult<(u64, u64, u64)> {
     let total: u64 = conn
         .query_row("SELECT count(*) FROM events", [], |r| r.get::<_, i64>(0))
         .map_err(sql_error)? as u64;
@@ -64,7 +69,7 @@ pub fn replay(conn: &Connection, progress: Progress<'_>) -> StoreResult<(u64, u6
         match first.aggregate_type() {
             AggregateType::Entity => {
                 if let Some(state) = fold_entity(None, stream.iter())? {
-                    project_entity(conn, None, &state, None)?;
+                    project_entity(conn, objects, None, &state, None)?;
                     entities += 1;
                 }
             }
@@ -102,7 +107,11 @@ pub fn replay(conn: &Connection, progress: Progress<'_>) -> StoreResult<(u64, u6
 
 /// Drops and rebuilds every projection from the log, in one transaction on the
 /// write connection, and drops the snapshot cache.
-pub fn rebuild(conn: &mut Connection, progress: Progress<'_>) -> StoreResult<RebuildReport> {
+pub fn rebuild(
+    conn: &mut Connection,
+    objects: Option<&Objects>,
+    progress: Progress<'_>,
+) -> StoreResult<RebuildReport> {
     let started = Instant::now();
     let tx = conn
         .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
@@ -114,7 +123,7 @@ pub fn rebuild(conn: &mut Connection, progress: Progress<'_>) -> StoreResult<Reb
     tx.execute_batch("DELETE FROM snapshots")
         .map_err(sql_error)?;
     tx.execute_batch(PROJECTION_SCHEMA).map_err(sql_error)?;
-    let (events, entities, relations) = replay(&tx, progress)?;
+    let (events, entities, relations) = replay(&tx, objects, progress)?;
     tx.commit().map_err(sql_error)?;
     Ok(RebuildReport {
         events,
@@ -129,6 +138,7 @@ pub fn rebuild(conn: &mut Connection, progress: Progress<'_>) -> StoreResult<Reb
 pub fn verify(
     live_path: &Path,
     scratch_path: &Path,
+    objects: Option<&Objects>,
     progress: Progress<'_>,
 ) -> StoreResult<VerifyReport> {
     let conn = Connection::open(scratch_path).map_err(sql_error)?;
@@ -140,12 +150,22 @@ pub fn verify(
     conn.execute_batch("BEGIN").map_err(sql_error)?;
     // Unqualified `events`, `contents` and `users` resolve to the live database,
     // which has them; projections resolve to the scratch database first.
-    let (events, _, _) = replay(&conn, progress)?;
-    let differences = compare(&conn)?;
+    // Objects first: the replay reads bodies from them.
+    let mut differences = Vec::new();
+    let mut warnings = crate::attachments::verify_objects(&conn, objects, &mut differences)?;
+    let events = if differences.is_empty() {
+        let (events, _, _) = replay(&conn, objects, progress)?;
+        differences = compare(&conn)?;
+        events
+    } else {
+        warnings.push(synap_store::objects::PROJECTIONS_NOT_COMPARED.to_string());
+        0
+    };
     conn.execute_batch("COMMIT").map_err(sql_error)?;
     Ok(VerifyReport {
         events_checked: events,
         differences,
+        warnings,
     })
 }
 
@@ -175,6 +195,11 @@ fn compare(conn: &Connection) -> StoreResult<Vec<String>> {
         (
             "relations",
             "SELECT hex(id), hex(user_id), hex(source_id), hex(target_id), kind, version, created_at FROM {db}.relations",
+        ),
+        (
+            "attachments",
+            "SELECT hex(e.id), hex(a.id), a.filename, hex(a.hash), a.size, a.media_type, a.added_at \
+             FROM {db}.entity_attachments a JOIN {db}.entities e ON e.rowid = a.entity_rowid",
         ),
         (
             "search documents",

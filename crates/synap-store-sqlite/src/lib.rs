@@ -11,17 +11,21 @@
 //! Modules: [`schema`] (migrations), [`writer`] (group commit and the
 //! `WriteTransaction` implementation), [`project`] (projection updates),
 //! [`read`] (queries), [`admin`] (rebuild, verify, stats), [`accounts`] (users,
-//! API tokens, sessions), [`transfer`] (reading a whole instance out for
+//! API tokens, sessions), [`backup`] (online snapshots for `synap admin backup`),
+//! [`transfer`] (reading a whole instance out for
 //! `synap admin migrate`).
 
 mod accounts;
 mod admin;
+mod attachments;
+pub mod backup;
 mod codec;
 mod project;
 mod read;
 mod schema;
 mod store;
 mod transfer;
+mod workflow;
 mod writer;
 
 pub use store::{SqliteConfig, SqliteStore};

@@ -11,6 +11,8 @@ use synap_domain::ids::{ContentHash, EntityId, RelationId, UserId};
 use synap_domain::relation::{RelationKind, RelationState};
 use synap_domain::tags::TagSet;
 use synap_domain::text::{index_text, preview, title_key};
+use synap_store::objects::{Objects, content_key};
+use synap_store::pipeline::read_object_body;
 use synap_store::{StoreError, StoreResult};
 
 /// Columns of `entities` read by `entity_from_row`, prefixed with `e.`.
@@ -55,6 +57,7 @@ pub fn entity_from_row(row: &rusqlite::Row<'_>) -> StoreResult<EntityRow> {
             content,
             tags: TagSet::default(),
             task: None,
+            attachments: Default::default(),
             metadata: serde_json::from_str(&metadata)
                 .map_err(|e| StoreError::Corrupt(e.to_string()))?,
             version: row.get::<_, i64>(9).map_err(corrupt)? as u64,
@@ -102,6 +105,7 @@ pub fn complete_entity(conn: &Connection, row: &mut EntityRow) -> StoreResult<()
         }),
         None => None,
     };
+    row.state.attachments = crate::attachments::load_attachments(conn, row.rowid)?;
     Ok(())
 }
 
@@ -128,38 +132,61 @@ pub fn load_entity(
     Ok(Some(entity))
 }
 
-/// A content body of `user` by hash.
+/// A content body of `user` by hash, read from its row or from the object store
+/// (bodies over the inline threshold).
 pub fn load_body(
     conn: &Connection,
+    objects: Option<&Objects>,
     user: &UserId,
     content_hash: &ContentHash,
 ) -> StoreResult<Option<String>> {
-    conn.prepare_cached("SELECT body FROM contents WHERE user_id = ?1 AND hash = ?2")
+    let found = conn
+        .prepare_cached(
+            "SELECT storage, body, object_key FROM contents WHERE user_id = ?1 AND hash = ?2",
+        )
         .map_err(sql_error)?
         .query_row(params![user.as_bytes(), content_hash.as_bytes()], |r| {
-            r.get::<_, Option<String>>(0)
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, Option<String>>(1)?,
+                r.get::<_, Option<String>>(2)?,
+            ))
         })
         .optional()
-        .map_err(sql_error)
-        .map(Option::flatten)
+        .map_err(sql_error)?;
+    match found {
+        None => Ok(None),
+        Some((storage, _, key)) if storage == crate::attachments::STORAGE_OBJECT => {
+            let key = key.unwrap_or_else(|| content_key(user, content_hash));
+            read_object_body(objects, &key).map(Some)
+        }
+        Some((_, body, _)) => Ok(body),
+    }
 }
 
-fn body_of(conn: &Connection, state: &EntityState, given: Option<&str>) -> StoreResult<String> {
+fn body_of(
+    conn: &Connection,
+    objects: Option<&Objects>,
+    state: &EntityState,
+    given: Option<&str>,
+) -> StoreResult<String> {
     match (&state.content, given) {
         (None, _) => Ok(String::new()),
         (Some(_), Some(body)) => Ok(body.to_string()),
-        (Some(content), None) => load_body(conn, &state.user_id, &content.hash)?.ok_or_else(|| {
-            StoreError::Corrupt(format!(
-                "entity {} refers to missing content {}",
-                state.id, content.hash
-            ))
-        }),
+        (Some(content), None) => load_body(conn, objects, &state.user_id, &content.hash)?
+            .ok_or_else(|| {
+                StoreError::Corrupt(format!(
+                    "entity {} refers to missing content {}",
+                    state.id, content.hash
+                ))
+            }),
     }
 }
 
 /// Brings every entity projection from `before` to `after`.
 pub fn project_entity(
     conn: &Connection,
+    objects: Option<&Objects>,
     before: Option<&EntityState>,
     after: &EntityState,
     body: Option<&str>,
@@ -169,7 +196,7 @@ pub fn project_entity(
     let mut lazy_body: Option<String> = None;
     let mut body_text = |conn: &Connection| -> StoreResult<String> {
         if lazy_body.is_none() {
-            lazy_body = Some(body_of(conn, after, body)?);
+            lazy_body = Some(body_of(conn, objects, after, body)?);
         }
         Ok(lazy_body.clone().unwrap_or_default())
     };
@@ -271,6 +298,8 @@ pub fn project_entity(
             .map_err(sql_error)?;
         adjust_tag_count(conn, tag_rowid, -i64::from(was_live))?;
     }
+
+    crate::attachments::project_attachments(conn, rowid, before, after)?;
 
     // Task details: present exactly while the entity is a task.
     if before.map(|b| &b.task) != Some(&after.task) {

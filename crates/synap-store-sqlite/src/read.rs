@@ -17,6 +17,7 @@ use synap_domain::limits::{GRAPH_DEPTH_MAX, GRAPH_NODES_MAX, SEARCH_QUERY_CHARS_
 use synap_domain::tags::tag_key;
 use synap_domain::text::{QueryTerm, parse_query, preview, snippet};
 use synap_store::fold::fold_entity;
+use synap_store::objects::Objects;
 use synap_store::{
     AsOf, Content, Direction, EntityFilter, EntityView, EventFilter, Graph, GraphEdge, GraphNode,
     GraphRequest, Page, PageRequest, RelationView, SearchHit, SearchRequest, StoreError,
@@ -103,6 +104,7 @@ pub fn state_at_version(
 
 pub fn entity_at(
     conn: &Connection,
+    objects: Option<&Objects>,
     user: &UserId,
     id: EntityId,
     as_of: AsOf,
@@ -121,7 +123,7 @@ pub fn entity_at(
         return Ok(None);
     };
     let body = match &state.content {
-        Some(content) => load_body(conn, user, &content.hash)?.unwrap_or_default(),
+        Some(content) => load_body(conn, objects, user, &content.hash)?.unwrap_or_default(),
         None => String::new(),
     };
     Ok(Some(EntityView::from_state(&state, preview(&body))))
@@ -129,32 +131,30 @@ pub fn entity_at(
 
 pub fn content(
     conn: &Connection,
+    objects: Option<&Objects>,
     user: &UserId,
     hash: synap_domain::ContentHash,
 ) -> StoreResult<Option<Content>> {
-    conn.prepare_cached(
-        "SELECT size, media_type, body FROM contents WHERE user_id = ?1 AND hash = ?2",
-    )
-    .map_err(sql_error)?
-    .query_row(params![user.as_bytes(), hash.as_bytes()], |r| {
-        Ok((
-            r.get::<_, i64>(0)?,
-            r.get::<_, String>(1)?,
-            r.get::<_, Option<String>>(2)?,
-        ))
-    })
-    .optional()
-    .map_err(sql_error)
-    .map(|found| {
-        found.map(|(size, media_type, body)| Content {
-            content: synap_domain::ContentRef {
-                hash,
-                size: size as u64,
-                media_type,
-            },
-            body: body.unwrap_or_default(),
+    let found = conn
+        .prepare_cached("SELECT size, media_type FROM contents WHERE user_id = ?1 AND hash = ?2")
+        .map_err(sql_error)?
+        .query_row(params![user.as_bytes(), hash.as_bytes()], |r| {
+            Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
         })
-    })
+        .optional()
+        .map_err(sql_error)?;
+    let Some((size, media_type)) = found else {
+        return Ok(None);
+    };
+    let body = load_body(conn, objects, user, &hash)?.unwrap_or_default();
+    Ok(Some(Content {
+        content: synap_domain::ContentRef {
+            hash,
+            size: size as u64,
+            media_type,
+        },
+        body,
+    }))
 }
 
 pub fn history(
@@ -441,6 +441,7 @@ pub fn fts_expression(terms: &[QueryTerm]) -> String {
 
 pub fn search(
     conn: &Connection,
+    objects: Option<&Objects>,
     user: &UserId,
     request: &SearchRequest,
 ) -> StoreResult<Vec<SearchHit>> {
@@ -504,7 +505,7 @@ pub fn search(
     for (mut row, rank) in found {
         complete_entity(conn, &mut row)?;
         let body = match &row.state.content {
-            Some(content) => load_body(conn, user, &content.hash)?.unwrap_or_default(),
+            Some(content) => load_body(conn, objects, user, &content.hash)?.unwrap_or_default(),
             None => String::new(),
         };
         let text = if body.is_empty() {

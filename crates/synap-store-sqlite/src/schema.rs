@@ -15,7 +15,27 @@ use rusqlite::Connection;
 
 /// The projection tables, recreated by rebuild and built off to the side by verify.
 /// Unqualified names, so the same text creates them in any schema.
-pub const PROJECTION_SCHEMA: &str = r#"
+/// The `entity_attachments` projection: an entity's attachments (part of its state).
+/// In the projection schema and in the migration that introduced it.
+macro_rules! attachments_projection {
+    () => {
+        r#"
+CREATE TABLE IF NOT EXISTS entity_attachments (
+    entity_rowid INTEGER NOT NULL,
+    id           BLOB NOT NULL,
+    filename     TEXT NOT NULL,
+    hash         BLOB NOT NULL,
+    size         INTEGER NOT NULL,
+    media_type   TEXT NOT NULL,
+    added_at     INTEGER NOT NULL,
+    PRIMARY KEY (entity_rowid, id)
+) WITHOUT ROWID;
+"#
+    };
+}
+
+pub const PROJECTION_SCHEMA: &str = concat!(
+    r#"
 CREATE TABLE IF NOT EXISTS entities (
     rowid        INTEGER PRIMARY KEY,
     id           BLOB NOT NULL UNIQUE,
@@ -80,7 +100,9 @@ CREATE VIRTUAL TABLE IF NOT EXISTS search USING fts5(
     tokenize = 'unicode61 remove_diacritics 2'
 );
 INSERT INTO search (search, rank) VALUES ('automerge', 16), ('crisismerge', 64);
-"#;
+"#,
+    attachments_projection!()
+);
 
 /// The projection tables' names, in the order rebuild clears them.
 pub const PROJECTION_TABLES: &[&str] = &[
@@ -90,6 +112,7 @@ pub const PROJECTION_TABLES: &[&str] = &[
     "task_details",
     "relations",
     "search",
+    "entity_attachments",
 ];
 
 /// Each migration, in order. Never edit a released one; append a new one.
@@ -180,6 +203,17 @@ CREATE TABLE sessions (
 ) WITHOUT ROWID;
 CREATE INDEX sessions_by_user ON sessions(user_id);
 "#,
+    // 2: durable workflows (runs, memoised steps, cron schedules).
+    crate::workflow::SCHEMA,
+    // 4: object storage. A content row records where an object-stored body or
+    // attachment lives (provider, key); the `entity_attachments` projection.
+    concat!(
+        r#"
+ALTER TABLE contents ADD COLUMN object_provider TEXT;
+ALTER TABLE contents ADD COLUMN object_key TEXT;
+"#,
+        attachments_projection!()
+    ),
 ];
 
 /// The version of snapshot states; bump it when `EntityState` changes shape so

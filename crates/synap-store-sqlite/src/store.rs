@@ -22,6 +22,9 @@ pub struct SqliteConfig {
     /// Read-only connections in the pool.
     pub read_connections: usize,
     pub clock: Arc<dyn Clock>,
+    /// Where bodies over its inline threshold and attachments go. `None`: every
+    /// body stays inline and attachments are refused.
+    pub objects: Option<Arc<synap_store::objects::Objects>>,
 }
 
 impl SqliteConfig {
@@ -32,6 +35,7 @@ impl SqliteConfig {
             busy_timeout: Duration::from_secs(10),
             read_connections: 4,
             clock: Arc::new(SystemClock),
+            objects: None,
         }
     }
 }
@@ -70,6 +74,7 @@ struct Inner {
     readers: Mutex<Vec<Connection>>,
     reader_permits: Semaphore,
     clock: Arc<dyn Clock>,
+    objects: Option<Arc<synap_store::objects::Objects>>,
 }
 
 impl std::fmt::Debug for Inner {
@@ -155,9 +160,10 @@ impl SqliteStore {
         let (head_tx, head_rx) = watch::channel(head_position);
         let (jobs_tx, jobs_rx) = mpsc::channel(writer::WRITE_QUEUE_MAX);
         let clock = config.clock.clone();
+        let objects = config.objects.clone();
         std::thread::Builder::new()
             .name("synap-sqlite-writer".into())
-            .spawn(move || writer::run(conn, jobs_rx, head_tx, clock))
+            .spawn(move || writer::run(conn, jobs_rx, head_tx, clock, objects))
             .map_err(|e| StoreError::Backend(format!("cannot start the writer thread: {e}")))?;
 
         Ok(SqliteStore {
@@ -168,6 +174,7 @@ impl SqliteStore {
                 reader_permits: Semaphore::new(readers.len()),
                 readers: Mutex::new(readers),
                 clock: config.clock.clone(),
+                objects: config.objects.clone(),
             }),
         })
     }
@@ -218,8 +225,13 @@ impl SqliteStore {
         result
     }
 
+    /// The store's clock (the workflow tables use it too).
+    pub(crate) fn clock(&self) -> &Arc<dyn Clock> {
+        &self.inner.clock
+    }
+
     /// Runs `work` alone on the write connection.
-    async fn exclusive<T, F>(&self, work: F) -> StoreResult<T>
+    pub(crate) async fn exclusive<T, F>(&self, work: F) -> StoreResult<T>
     where
         T: Send + 'static,
         F: FnOnce(&mut Connection) -> StoreResult<T> + Send + 'static,
@@ -266,6 +278,10 @@ impl EventStore for SqliteStore {
         self.read(read::head_position).await
     }
 
+    fn objects(&self) -> Option<Arc<synap_store::objects::Objects>> {
+        self.inner.objects.clone()
+    }
+
     async fn wait_for_events(&self, after: u64, timeout: Duration) -> StoreResult<u64> {
         let deadline = tokio::time::Instant::now() + timeout;
         let mut head = self.inner.head.clone();
@@ -306,13 +322,15 @@ impl ReadModel for SqliteStore {
         as_of: AsOf,
     ) -> StoreResult<Option<EntityView>> {
         let user = scope.user_id;
-        self.read(move |conn| read::entity_at(conn, &user, id, as_of))
+        let objects = self.inner.objects.clone();
+        self.read(move |conn| read::entity_at(conn, objects.as_deref(), &user, id, as_of))
             .await
     }
 
     async fn content(&self, scope: &Scope, hash: ContentHash) -> StoreResult<Option<Content>> {
         let user = scope.user_id;
-        self.read(move |conn| read::content(conn, &user, hash))
+        let objects = self.inner.objects.clone();
+        self.read(move |conn| read::content(conn, objects.as_deref(), &user, hash))
             .await
     }
 
@@ -362,7 +380,8 @@ impl ReadModel for SqliteStore {
 
     async fn search(&self, scope: &Scope, request: &SearchRequest) -> StoreResult<Vec<SearchHit>> {
         let (user, request) = (scope.user_id, request.clone());
-        self.read(move |conn| read::search(conn, &user, &request))
+        let objects = self.inner.objects.clone();
+        self.read(move |conn| read::search(conn, objects.as_deref(), &user, &request))
             .await
     }
 }
@@ -371,9 +390,10 @@ impl ReadModel for SqliteStore {
 impl Maintenance for SqliteStore {
     async fn verify(&self, progress: Progress<'_>) -> StoreResult<VerifyReport> {
         let live = self.inner.path.clone();
+        let objects = self.inner.objects.clone();
         relay_progress(progress, move |report| {
             let scratch = scratch_path(&live);
-            let result = admin::verify(&live, &scratch, &report);
+            let result = admin::verify(&live, &scratch, objects.as_deref(), &report);
             let _ = std::fs::remove_file(&scratch);
             result
         })
@@ -383,7 +403,8 @@ impl Maintenance for SqliteStore {
     async fn rebuild(&self, progress: Progress<'_>) -> StoreResult<RebuildReport> {
         // The writer runs the rebuild, so no command interleaves with it.
         let (report, reports) = reporter();
-        let rebuild = self.exclusive(move |conn| admin::rebuild(conn, &report));
+        let objects = self.inner.objects.clone();
+        let rebuild = self.exclusive(move |conn| admin::rebuild(conn, objects.as_deref(), &report));
         forward(progress, reports, rebuild).await
     }
 

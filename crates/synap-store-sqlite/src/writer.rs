@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 use synap_domain::entity::{ContentRef, EntityState};
 use synap_domain::ids::{ContentHash, EntityId, RelationId};
 use synap_domain::relation::{RelationKind, RelationState};
+use synap_store::objects::Objects;
 use synap_store::pipeline::{NewEvent, WriteTransaction, run_command};
 use synap_store::{
     AppendedEvent, Clock, CommandOutcome, CommandRequest, Scope, StoreError, StoreResult,
@@ -48,6 +49,7 @@ pub fn run(
     mut jobs: mpsc::Receiver<Job>,
     head: watch::Sender<u64>,
     clock: Arc<dyn Clock>,
+    objects: Option<Arc<Objects>>,
 ) {
     let mut deferred: Option<Job> = None;
     loop {
@@ -84,7 +86,8 @@ pub fn run(
                 }
                 let requests: Vec<&CommandRequest> =
                     batch.iter().map(|(r, _)| r.as_ref()).collect();
-                let results = commit_group(&mut conn, &requests, clock.as_ref());
+                let results =
+                    commit_group(&mut conn, &requests, clock.as_ref(), objects.as_deref());
                 for ((_, reply), result) in batch.into_iter().zip(results) {
                     let _ = reply.send(result);
                 }
@@ -115,8 +118,9 @@ pub fn commit_group(
     conn: &mut Connection,
     requests: &[&CommandRequest],
     clock: &dyn Clock,
+    objects: Option<&Objects>,
 ) -> Vec<StoreResult<CommandOutcome>> {
-    match try_group(conn, requests, clock) {
+    match try_group(conn, requests, clock, objects) {
         Ok(results) => results,
         Err(GroupFailed::Whole(error)) => {
             requests.iter().map(|_| Err(copy_error(&error))).collect()
@@ -124,7 +128,7 @@ pub fn commit_group(
         Err(GroupFailed::AfterWrites) => requests
             .iter()
             .map(
-                |request| match try_group(conn, std::slice::from_ref(request), clock) {
+                |request| match try_group(conn, std::slice::from_ref(request), clock, objects) {
                     Ok(mut results) => results
                         .pop()
                         .unwrap_or(Err(StoreError::Backend("no result".into()))),
@@ -149,6 +153,7 @@ fn try_group(
     conn: &mut Connection,
     requests: &[&CommandRequest],
     clock: &dyn Clock,
+    objects: Option<&Objects>,
 ) -> Result<Vec<StoreResult<CommandOutcome>>, GroupFailed> {
     conn.execute_batch("BEGIN IMMEDIATE")
         .map_err(|e| GroupFailed::Whole(sql_error(e)))?;
@@ -157,6 +162,7 @@ fn try_group(
         let now = clock.now();
         let mut tx = SqliteWrite {
             conn,
+            objects,
             now,
             wrote: false,
         };
@@ -187,6 +193,8 @@ fn copy_error(error: &StoreError) -> StoreError {
 /// The pipeline's view of the open write transaction.
 pub struct SqliteWrite<'c> {
     pub conn: &'c Connection,
+    /// Where bodies over the inline threshold go (none: everything inline).
+    pub objects: Option<&'c Objects>,
     /// The command's time, for rows the pipeline does not time itself.
     pub now: jiff::Timestamp,
     /// Whether this command has written anything yet (see `commit_group`).
@@ -313,7 +321,7 @@ impl WriteTransaction for SqliteWrite<'_> {
     }
 
     fn content_body(&mut self, scope: &Scope, hash: ContentHash) -> StoreResult<Option<String>> {
-        project::load_body(self.conn, &scope.user_id, &hash)
+        project::load_body(self.conn, self.objects, &scope.user_id, &hash)
     }
 
     fn tag_spellings(
@@ -411,22 +419,12 @@ impl WriteTransaction for SqliteWrite<'_> {
 
     fn put_content(&mut self, scope: &Scope, content: &ContentRef, body: &str) -> StoreResult<()> {
         self.wrote = true;
-        self.conn
-            .prepare_cached(
-                "INSERT INTO contents (user_id, hash, size, media_type, storage, body, created_at) \
-                 VALUES (?1, ?2, ?3, ?4, 'db', ?5, ?6) ON CONFLICT (user_id, hash) DO NOTHING",
-            )
-            .map_err(sql_error)?
-            .execute(params![
-                scope.user_id.as_bytes(),
-                content.hash.as_bytes(),
-                content.size as i64,
-                content.media_type,
-                body,
-                micros(self.now),
-            ])
-            .map_err(sql_error)?;
-        Ok(())
+        crate::attachments::put_content(self.conn, self.objects, scope, content, body, self.now)
+    }
+
+    fn put_object_ref(&mut self, scope: &Scope, content: &ContentRef) -> StoreResult<()> {
+        self.wrote = true;
+        crate::attachments::put_object_ref(self.conn, self.objects, scope, content, self.now)
     }
 
     fn append(&mut self, event: NewEvent<'_>) -> StoreResult<u64> {
@@ -441,7 +439,7 @@ impl WriteTransaction for SqliteWrite<'_> {
         body: Option<&str>,
     ) -> StoreResult<()> {
         self.wrote = true;
-        project::project_entity(self.conn, before, after, body)
+        project::project_entity(self.conn, self.objects, before, after, body)
     }
 
     fn project_relation(
@@ -451,6 +449,26 @@ impl WriteTransaction for SqliteWrite<'_> {
     ) -> StoreResult<()> {
         self.wrote = true;
         project::project_relation(self.conn, before, after)
+    }
+
+    fn enqueue_runs(
+        &mut self,
+        scope: &Scope,
+        runs: &[synap_store::workflow::NewRun],
+        trigger_position: u64,
+        now: jiff::Timestamp,
+    ) -> StoreResult<()> {
+        self.wrote = true;
+        for run in runs {
+            crate::workflow::insert_run(
+                self.conn,
+                &scope.user_id,
+                run,
+                Some(trigger_position),
+                now,
+            )?;
+        }
+        Ok(())
     }
 
     fn save_snapshot(&mut self, state: &EntityState) -> StoreResult<()> {

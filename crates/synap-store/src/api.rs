@@ -106,6 +106,9 @@ pub struct CommandRequest {
     /// aggregate is at exactly this version (0 = does not exist yet).
     pub expected_version: Option<u64>,
     pub metadata: EventMetadata,
+    /// Workflow runs the command triggers: inserted in the command's transaction
+    /// when it appends events (nothing when it is refused, replayed or a no-op).
+    pub triggers: Vec<crate::workflow::NewRun>,
 }
 
 impl CommandRequest {
@@ -117,10 +120,16 @@ impl CommandRequest {
             target,
             expected_version: None,
             metadata,
+            triggers: Vec::new(),
         }
     }
     pub fn expecting(mut self, version: Option<u64>) -> Self {
         self.expected_version = version;
+        self
+    }
+    /// Adds a workflow run the command triggers (see [`CommandRequest::triggers`]).
+    pub fn triggering(mut self, run: crate::workflow::NewRun) -> Self {
+        self.triggers.push(run);
         self
     }
 }
@@ -169,6 +178,9 @@ pub struct EntityView {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub task: Option<TaskFields>,
     pub metadata: serde_json::Map<String, serde_json::Value>,
+    /// Attached files, oldest first (bytes at `/v1/entities/{id}/attachments/{attachment_id}`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub attachments: Vec<synap_domain::entity::Attachment>,
     pub version: u64,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
@@ -188,6 +200,7 @@ impl EntityView {
             tags: state.tags.to_vec(),
             task: state.visible_task().cloned(),
             metadata: state.metadata.clone(),
+            attachments: state.attachments.values().cloned().collect(),
             version: state.version,
             created_at: state.created_at,
             updated_at: state.updated_at,
@@ -369,6 +382,10 @@ pub struct VerifyReport {
     /// One human-readable line per difference between the live projections and a
     /// rebuild from the log. Empty means the projections are exactly the fold.
     pub differences: Vec<String>,
+    /// Findings that are not damage: objects no content refers to (left by a write
+    /// whose transaction rolled back after its object was put; harmless).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 impl VerifyReport {
@@ -526,6 +543,13 @@ pub trait EventStore: Send + Sync {
     /// returns the head position. Wakes at once for commits in this process, and
     /// within a short poll interval for commits by other processes.
     async fn wait_for_events(&self, after: u64, timeout: Duration) -> StoreResult<u64>;
+
+    /// The object store that holds bodies over its inline threshold and every
+    /// attachment's bytes; `None` when the store was opened without one (bodies
+    /// then stay inline and attachments are refused). See [`crate::attachments`].
+    fn objects(&self) -> Option<std::sync::Arc<crate::objects::Objects>> {
+        None
+    }
 }
 
 /// The read side: queries over the projections (and the log, for time travel).
@@ -626,9 +650,15 @@ pub trait Accounts: Send + Sync {
 
 /// Everything a backend provides. Consumers hold an `Arc<dyn Store>`; only the
 /// binary picks the backend.
-pub trait Store: EventStore + ReadModel + Maintenance + Accounts {}
+pub trait Store:
+    EventStore + ReadModel + Maintenance + Accounts + crate::workflow::WorkflowStore
+{
+}
 
-impl<T: EventStore + ReadModel + Maintenance + Accounts> Store for T {}
+impl<T: EventStore + ReadModel + Maintenance + Accounts + crate::workflow::WorkflowStore> Store
+    for T
+{
+}
 
 /// Opaque cursors: base64url of a small JSON value. Backends put whatever key they
 /// sort by inside; clients only pass it back.

@@ -8,17 +8,32 @@
 //!   in SQL, never in what a command does.
 //! - [`transfer`]: copying a whole instance to another backend (`admin migrate`):
 //!   the rows that move, and the `Export` and `Import` halves of the copy.
+//! - [`workflow`]: the durable workflow tables' contract (runs, memoised steps,
+//!   leases fenced by attempt, cron schedules) that the engine in `synap-workflow`
+//!   drives; runs a command triggers are enqueued by the pipeline.
+//! - [`objects`]: the object store (a local directory or S3) for bodies over the
+//!   inline threshold and attachments; [`attachments`]: attaching, listing and
+//!   reading files of an entity, on any backend.
 //! - [`fold`]: time travel — state at a version or time from a snapshot and events.
 //! - `conformance` (feature `conformance`): the test suite every backend expands.
 
 pub mod accounts;
 pub mod api;
+pub mod attachments;
 pub mod fold;
+pub mod objects;
 pub mod pipeline;
 pub mod progress;
 pub mod transfer;
+pub mod workflow;
 
 #[cfg(feature = "conformance")]
 pub mod conformance;
+#[cfg(feature = "conformance")]
+pub mod conformance_attachments;
+#[cfg(feature = "conformance")]
+pub mod conformance_workflow;
+#[cfg(feature = "s3-testing")]
+pub mod s3_testing;
 
 pub use api::*;

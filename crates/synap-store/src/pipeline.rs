@@ -8,7 +8,8 @@
 //! 5. append the events (the database enforces `(aggregate_id, version)` and event
 //!    id uniqueness), fold them, update the projections, snapshot every 64 versions;
 //! 6. keep `mentions` relations in step with the `[[wikilinks]]` of new content;
-//! 7. record the outcome under the command id.
+//! 7. record the outcome under the command id;
+//! 8. enqueue the workflow runs the command triggers (when it appended events).
 //!
 //! Backends implement [`WriteTransaction`] with their SQL and call [`run_command`]
 //! while they hold their write transaction; they commit afterwards.
@@ -17,6 +18,7 @@ use crate::api::{
     AppendedEvent, CommandOutcome, CommandRequest, Scope, StoreError, StoreResult, Target,
 };
 use crate::fold::SNAPSHOT_INTERVAL;
+use crate::workflow::{NewRun, RUNS_PER_COMMAND_MAX};
 use jiff::Timestamp;
 use std::collections::{BTreeSet, HashMap};
 use synap_domain::command::{Change, DecideContext, EntityCommand, decide};
@@ -108,8 +110,14 @@ pub trait WriteTransaction {
         kind: &RelationKind,
     ) -> StoreResult<bool>;
 
-    /// Stores a body under its hash unless this user already has that hash.
+    /// Stores a body under its hash unless this user already has that hash: inline,
+    /// or in the object store (see [`place_body`]) when it is over the threshold.
     fn put_content(&mut self, scope: &Scope, content: &ContentRef, body: &str) -> StoreResult<()>;
+    /// Records that the backend's object store holds `content` under
+    /// `objects::content_key` (an attachment's bytes, put there before this
+    /// transaction): the user's content row for that hash, made if missing, refers
+    /// to the object. An inline body with the same hash stays inline.
+    fn put_object_ref(&mut self, scope: &Scope, content: &ContentRef) -> StoreResult<()>;
     /// Appends one event and returns its position. Must fail (and the caller rolls
     /// back) if `(aggregate_id, version)` or the event id already exists.
     fn append(&mut self, event: NewEvent<'_>) -> StoreResult<u64>;
@@ -129,6 +137,69 @@ pub trait WriteTransaction {
     ) -> StoreResult<()>;
     /// Caches a state for time travel.
     fn save_snapshot(&mut self, state: &EntityState) -> StoreResult<()>;
+    /// Inserts the workflow runs a command triggers (already checked), queued at
+    /// `now`, with the position of the command's first event.
+    fn enqueue_runs(
+        &mut self,
+        scope: &Scope,
+        runs: &[NewRun],
+        trigger_position: u64,
+        now: Timestamp,
+    ) -> StoreResult<()>;
+}
+
+/// Where an object-stored body or attachment lives: recorded in its content row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectRef {
+    pub provider: crate::objects::Provider,
+    pub key: String,
+}
+
+/// Where a new body goes: `None` inline; `Some` in the object store, where it has
+/// just been written. Called by backends' `put_content` for a hash the user does not
+/// have yet, inside the transaction and so before it commits (an orphan object left
+/// by a rollback is harmless: content-addressed, and reported by verify as such).
+pub fn place_body(
+    objects: Option<&crate::objects::Objects>,
+    scope: &Scope,
+    content: &ContentRef,
+    body: &str,
+) -> StoreResult<Option<ObjectRef>> {
+    let Some(objects) = objects.filter(|o| body.len() > o.inline_bytes_max()) else {
+        return Ok(None);
+    };
+    let key = crate::objects::content_key(&scope.user_id, &content.hash);
+    objects
+        .put_blocking(&key, bytes::Bytes::copy_from_slice(body.as_bytes()))
+        .map_err(|e| {
+            StoreError::Backend(format!("cannot store a body in the object store: {e}"))
+        })?;
+    Ok(Some(ObjectRef {
+        provider: objects.provider(),
+        key,
+    }))
+}
+
+/// Reads a body kept in the object store (for backends' body reads).
+pub fn read_object_body(
+    objects: Option<&crate::objects::Objects>,
+    key: &str,
+) -> StoreResult<String> {
+    let objects = objects.ok_or_else(|| {
+        StoreError::Backend(format!(
+            "body {key} is in the object store, but this store was opened without one; configure SYNAP_OBJECT_STORE"
+        ))
+    })?;
+    let bytes = objects.get_blocking(key).map_err(|e| match e {
+        crate::objects::ObjectError::NotFound { key } => StoreError::Corrupt(format!(
+            "object {key} is missing from the object store {}",
+            objects.location()
+        )),
+        other => StoreError::Backend(other.to_string()),
+    })?;
+    String::from_utf8(bytes.to_vec()).map_err(|_| {
+        StoreError::Corrupt(format!("object {key} is not the UTF-8 text it should be"))
+    })
 }
 
 /// Runs one command inside the caller's transaction. On `Err`, the caller must roll
@@ -147,6 +218,7 @@ pub fn run_command<T: WriteTransaction + ?Sized>(
         outcome.replayed = true;
         return Ok(outcome);
     }
+    check_triggers(&request.triggers)?;
     let mut writer = Appender {
         request,
         now,
@@ -204,7 +276,23 @@ pub fn run_command<T: WriteTransaction + ?Sized>(
         replayed: false,
     };
     tx.record_outcome(scope, request.command_id, &outcome)?;
+    // A run is triggered by an event: a command that changed nothing starts nothing.
+    if let Some(first) = outcome.events.first()
+        && !request.triggers.is_empty()
+    {
+        tx.enqueue_runs(scope, &request.triggers, first.position, now)?;
+    }
     Ok(outcome)
+}
+
+/// Checks the runs a command triggers before anything is written.
+fn check_triggers(runs: &[NewRun]) -> StoreResult<()> {
+    if runs.len() > RUNS_PER_COMMAND_MAX {
+        return Err(StoreError::InvalidInput(format!(
+            "a command triggers at most {RUNS_PER_COMMAND_MAX} workflow runs"
+        )));
+    }
+    runs.iter().try_for_each(NewRun::check)
 }
 
 /// Checks a client-logged event: a type of 1..=100 printable characters and a JSON
@@ -323,6 +411,17 @@ fn run_entity<T: WriteTransaction + ?Sized>(
                     .unwrap_or_else(|| DEFAULT_MEDIA_TYPE.to_string()),
             };
             tx.put_content(scope, &content, &new.body)?;
+        }
+        // A new attachment's bytes are in the object store already (put there by
+        // `attachments::attach`); record the reference once per hash. A revert
+        // re-adds references whose row exists.
+        if let (EntityEvent::AttachmentAdded(added), EntityCommand::Attach(_)) = (&event, command) {
+            let content = ContentRef {
+                hash: added.hash,
+                size: added.size,
+                media_type: added.media_type.clone(),
+            };
+            tx.put_object_ref(scope, &content)?;
         }
         match &event {
             EntityEvent::Created(created) if !created.tags.is_empty() => {

@@ -4,9 +4,15 @@
 //! nothing.
 
 pub mod admin;
+pub mod attach;
+pub mod attachment;
+pub mod attachments;
 pub mod capture;
+pub mod detach;
 pub mod events;
+pub mod export;
 pub mod history;
+pub mod import;
 pub mod link;
 pub mod links;
 pub mod list;
@@ -30,9 +36,20 @@ use synap_store::CommandOutcome;
 
 /// Opens the store and runs the command.
 pub async fn run(cli: Cli) -> Result<(), CliError> {
-    // Opens both of its databases itself, and must not create the source.
-    if let Command::Admin(admin::Command::Migrate(args)) = &cli.command {
-        return admin::migrate::run(&cli.global, args).await;
+    // These open their databases themselves, and must not create the source.
+    match &cli.command {
+        Command::Admin(admin::Command::Migrate(args)) => {
+            return admin::migrate::run(&cli.global, args).await;
+        }
+        // The backup reads the database with its own connection; the restore must
+        // find the data directory empty.
+        Command::Admin(admin::Command::Backup(args)) => {
+            return admin::backup::run(&cli.global, args).await;
+        }
+        Command::Admin(admin::Command::Restore(args)) => {
+            return admin::restore::run(&cli.global, args).await;
+        }
+        _ => {}
     }
     let context = Context::open(&cli.global).await?;
     match cli.command {
@@ -44,12 +61,18 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::History(args) => history::run(&context, args).await,
         Command::Revert(args) => revert::run(&context, args).await,
         Command::Rm(args) => rm::run(&context, args).await,
+        Command::Attach(args) => attach::run(&context, args).await,
+        Command::Attachments(args) => attachments::run(&context, args).await,
+        Command::Attachment(command) => attachment::run(&context, command).await,
+        Command::Detach(args) => detach::run(&context, args).await,
         Command::Restore(args) => restore::run(&context, args).await,
         Command::Link(args) => link::run(&context, args).await,
         Command::Unlink(args) => unlink::run(&context, args).await,
         Command::Links(args) => links::run(&context, args).await,
         Command::Search(args) => search::run(&context, args).await,
         Command::Events(args) => events::run(&context, args).await,
+        Command::Import(args) => import::run(&context, args).await,
+        Command::Export(args) => export::run(&context, args).await,
         Command::Serve(args) => serve::run(&context, &cli.global, args).await,
         Command::User(command) => user::run(&context, command).await,
         Command::Token(command) => token::run(&context, command).await,

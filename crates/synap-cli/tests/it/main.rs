@@ -3,6 +3,7 @@
 //! output, the JSON shapes, and the exit codes with their one-line messages.
 
 mod admin;
+mod backup;
 mod events;
 mod exit_codes;
 mod lifecycle;

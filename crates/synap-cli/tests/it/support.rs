@@ -8,7 +8,9 @@ use tempfile::TempDir;
 
 /// One isolated Synap instance: a data directory that disappears after the test.
 pub struct Synap {
-    dir: TempDir,
+    /// Removed when the instance is dropped; `None` for [`Synap::at`].
+    _owned: Option<TempDir>,
+    path: PathBuf,
 }
 
 /// What one run of the binary did.
@@ -21,17 +23,27 @@ pub struct Run {
 
 impl Synap {
     pub fn new() -> Self {
+        let dir = tempfile::tempdir().expect("a temporary directory");
         Synap {
-            dir: tempfile::tempdir().expect("a temporary directory"),
+            path: dir.path().to_path_buf(),
+            _owned: Some(dir),
+        }
+    }
+
+    /// Another handle on an instance's data directory (for a second thread).
+    pub fn at(data_dir: &Path) -> Self {
+        Synap {
+            _owned: None,
+            path: data_dir.to_path_buf(),
         }
     }
 
     pub fn data_dir(&self) -> &Path {
-        self.dir.path()
+        &self.path
     }
 
     pub fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
+        self.path.join(name)
     }
 
     /// The binary with a clean environment: no `SYNAP_*` from the host, UTC.

@@ -8,8 +8,9 @@ use std::collections::BTreeSet;
 use std::fs;
 use std::path::{Path, PathBuf};
 use synap_domain::event::{
-    CATALOGUE, ContentChanged, EntityCreated, EventLogged, FieldChange, MetadataChanged,
-    RelationCreated, TagsChanged, TokenCreated, TokenRevoked, UserCreated, decode,
+    AttachmentAdded, AttachmentRemoved, CATALOGUE, ContentChanged, EntityCreated, EventLogged,
+    FieldChange, MetadataChanged, RelationCreated, TagsChanged, TokenCreated, TokenRevoked,
+    UserCreated, decode,
 };
 use synap_domain::{
     AggregateType, EntityEvent, EntityType, EventPayload, RelationEvent, TaskStatus, UserEvent,
@@ -155,7 +156,7 @@ fn every_golden_file_belongs_to_a_catalogued_type_and_version() {
 /// compile when a variant is added, so a new event type cannot skip the catalogue.
 fn one_of_each() -> Vec<EventPayload> {
     let entity = |event| EventPayload::Entity(event);
-    let id = "0192f0c1-5a2e-7c3d-8f10-3b7e2a9d4c01".parse().unwrap();
+    let id: synap_domain::EntityId = "0192f0c1-5a2e-7c3d-8f10-3b7e2a9d4c01".parse().unwrap();
     vec![
         entity(EntityEvent::Created(EntityCreated {
             entity_type: EntityType::Note,
@@ -188,6 +189,18 @@ fn one_of_each() -> Vec<EventPayload> {
         entity(EntityEvent::MetadataChanged(MetadataChanged {
             set: Map::new(),
             unset: vec!["a".into()],
+        })),
+        entity(EntityEvent::AttachmentAdded(AttachmentAdded {
+            attachment_id: id.0.into(),
+            filename: "a.png".into(),
+            hash: synap_domain::ContentHash::of(b"a"),
+            size: 1,
+            media_type: "image/png".into(),
+        })),
+        entity(EntityEvent::AttachmentRemoved(AttachmentRemoved {
+            attachment_id: id.0.into(),
+            filename: "a.png".into(),
+            hash: synap_domain::ContentHash::of(b"a"),
         })),
         entity(EntityEvent::Deleted),
         entity(EntityEvent::Restored),
@@ -239,6 +252,8 @@ fn event_type_of(payload: &EventPayload) -> &'static str {
             | EntityEvent::TagsAdded(_)
             | EntityEvent::TagsRemoved(_)
             | EntityEvent::MetadataChanged(_)
+            | EntityEvent::AttachmentAdded(_)
+            | EntityEvent::AttachmentRemoved(_)
             | EntityEvent::Deleted
             | EntityEvent::Restored
             | EntityEvent::TaskStatusChanged(_)
@@ -282,22 +297,32 @@ fn the_catalogue_lists_every_event_type_once_and_each_round_trips() {
 #[test]
 fn absent_optional_fields_are_left_out_of_the_stored_data() {
     let payloads = one_of_each();
+    let data_of = |event_type: &str| {
+        payloads
+            .iter()
+            .find(|p| event_type_of(p) == event_type)
+            .unwrap_or_else(|| panic!("one_of_each has no {event_type}"))
+            .data()
+    };
     assert_eq!(
-        payloads[0].data(),
+        data_of("entity.created"),
         json!({"type": "note", "title": "Untitled"})
     );
     assert_eq!(
-        payloads[2].data(),
+        data_of("entity.content_changed"),
         json!({"old_hash": null, "new_hash": null, "size": 0})
     );
-    assert_eq!(payloads[6].data(), json!({"unset": ["a"]}));
-    assert_eq!(payloads[11].data(), json!({"old": null, "new": null}));
+    assert_eq!(data_of("entity.metadata_changed"), json!({"unset": ["a"]}));
     assert_eq!(
-        payloads[14].data(),
+        data_of("task.due_changed"),
+        json!({"old": null, "new": null})
+    );
+    assert_eq!(
+        data_of("user.created"),
         json!({"email": "a@example.com", "role": "member"})
     );
     assert_eq!(
-        payloads[15].data(),
+        data_of("user.token_created"),
         json!({
             "token_id": "0192f0c1-5a2e-7c3d-8f10-3b7e2a9d4c01",
             "name": "cli",

@@ -119,6 +119,7 @@ pub async fn capture_note(
         },
         expected_version: None,
         metadata: command_metadata(caller, headers),
+        triggers: Vec::new(),
     };
     let outcome = state.execute(request).await.map_err(|error| match error {
         // The context is the only metadata a capture has.

@@ -100,6 +100,7 @@ async fn create_entity(
         },
         expected_version: None,
         metadata: command_metadata(&caller, &headers),
+        triggers: Vec::new(),
     };
     let outcome = state.execute(request).await.map_err(|error| match error {
         // Ids are global: one's own and another user's taken id answer alike.
@@ -682,6 +683,7 @@ async fn execute(
         target: Target::Entity { id, command },
         expected_version,
         metadata: command_metadata(caller, headers),
+        triggers: Vec::new(),
     };
     match state.execute(request).await {
         Ok(_) => {}

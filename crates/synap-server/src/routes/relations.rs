@@ -82,6 +82,7 @@ async fn create_relation(
         },
         expected_version: None,
         metadata: command_metadata(&caller, &headers),
+        triggers: Vec::new(),
     };
     let outcome = state.execute(request).await?;
     let id = RelationId(outcome.aggregate_id);

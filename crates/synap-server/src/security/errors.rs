@@ -37,7 +37,12 @@ where
     F: FnOnce(Request) -> Fut,
     Fut: Future<Output = Response>,
 {
-    let limit = security.body_limit_bytes;
+    // Attachment uploads stream to the object store under their own, larger limit.
+    let limit = if crate::routes::attachments::is_upload(&request) {
+        usize::try_from(security.attachment_limit_bytes).unwrap_or(usize::MAX)
+    } else {
+        security.body_limit_bytes
+    };
     let declared = request
         .headers()
         .get(header::CONTENT_LENGTH)

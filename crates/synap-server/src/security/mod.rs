@@ -85,6 +85,8 @@ pub struct SecurityState {
     pub logins: LoginGuard,
     pub cors: headers::CorsOrigins,
     pub body_limit_bytes: usize,
+    /// The limit of attachment uploads, which replaces `body_limit_bytes` there.
+    pub attachment_limit_bytes: u64,
     pub trusted_proxies: Vec<IpBlock>,
     pub production: bool,
 }
@@ -97,6 +99,7 @@ impl SecurityState {
             logins: LoginGuard::from_config(config, clock),
             cors: headers::CorsOrigins::new(&config.cors_origins()),
             body_limit_bytes: config.body_limit_bytes,
+            attachment_limit_bytes: config.attachment_limit_bytes,
             trusted_proxies: config.trusted_proxies.clone(),
             production: config.is_production(),
         }

@@ -1,6 +1,7 @@
 //! synap-server's integration tests: one binary, a module per feature.
 
 mod accounts;
+mod attachments;
 mod data;
 mod event_stream;
 mod openapi;

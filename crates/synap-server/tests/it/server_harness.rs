@@ -58,6 +58,33 @@ impl Harness {
         Harness::open(config, Arc::new(SystemClock), None).await
     }
 
+    /// On the system clock, with an object store in the temporary directory
+    /// (bodies over 256 KiB and attachments).
+    pub async fn with_objects(config: ServerConfig) -> Harness {
+        let mut harness = Harness::open(config.clone(), Arc::new(SystemClock), None).await;
+        let root = harness.dir.path().join("objects");
+        let objects = tokio::task::spawn_blocking(move || {
+            synap_store::objects::Objects::open(
+                &synap_store::objects::ObjectStoreConfig::Fs { root },
+                synap_store::objects::INLINE_BODY_BYTES_MAX_DEFAULT,
+            )
+        })
+        .await
+        .expect("open the object store")
+        .expect("open the object store");
+        let mut sqlite = SqliteConfig::new(harness.dir.path().join("objects.db"));
+        sqlite.durable = false;
+        sqlite.objects = Some(Arc::new(objects));
+        let store = Arc::new(SqliteStore::open(sqlite).expect("open store"));
+        let dyn_store: Arc<dyn Store> = store.clone();
+        let (state, shutdown) = AppState::new(dyn_store, config, Arc::new(SystemClock), "sqlite");
+        harness.store = store;
+        harness.app = synap_server::app(state.clone());
+        harness.state = state;
+        harness.shutdown = Some(shutdown);
+        harness
+    }
+
     async fn open(
         config: ServerConfig,
         clock: Arc<dyn Clock>,

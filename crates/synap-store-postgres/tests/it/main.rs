@@ -1,8 +1,10 @@
 //! Integration tests of the PostgreSQL backend, each on a fresh database of a
 //! throwaway cluster (`synap_store_postgres::testing`).
 
+mod attachments;
 mod conformance;
 mod feed;
 mod migrate;
 mod partitions;
 mod rls;
+mod workflow;

@@ -22,8 +22,8 @@ use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 use std::io::IsTerminal;
 use std::sync::Mutex;
+use synap_store::VerifyReport;
 use synap_store::transfer::{CopyReport, Stage, copy};
-use synap_store::{Maintenance, VerifyReport};
 use synap_store_postgres::{PostgresConfig, PostgresStore};
 use synap_store_sqlite::{SqliteConfig, SqliteStore};
 
@@ -99,14 +99,7 @@ pub async fn run(global: &GlobalArgs, args: &Args) -> Result<(), CliError> {
     bar.finish_and_clear();
     let copied = copied?;
 
-    let bar = super::progress_bar("verifying");
-    let progress = |done: u64, total: u64| {
-        bar.set_length(total);
-        bar.set_position(done);
-    };
-    let verify = target.verify(&progress).await;
-    bar.finish_and_clear();
-    let verify = verify?;
+    let verify = super::verify_with_progress(&target).await?;
 
     let clean = verify.is_clean();
     let differences = verify.differences.len();

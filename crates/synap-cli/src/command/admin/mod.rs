@@ -1,7 +1,9 @@
 //! `synap admin …`: operator tools on the whole store (not scoped to a user).
 
+pub mod backup;
 pub mod migrate;
 pub mod rebuild;
+pub mod restore;
 pub mod stats;
 pub mod verify;
 
@@ -20,6 +22,10 @@ pub enum Command {
     Stats,
     /// Copy this embedded instance into an empty PostgreSQL database, rebuild and verify it there
     Migrate(migrate::Args),
+    /// Write a consistent snapshot of the embedded database and its objects to FILE, while the server runs
+    Backup(backup::Args),
+    /// Restore a backup into an empty data directory, then verify it
+    Restore(restore::Args),
 }
 
 pub async fn run(context: &Context, command: Command) -> Result<(), CliError> {
@@ -28,8 +34,8 @@ pub async fn run(context: &Context, command: Command) -> Result<(), CliError> {
         Command::Rebuild => rebuild::run(context).await,
         Command::Stats => stats::run(context).await,
         // Dispatched by `command::run` before any store is opened.
-        Command::Migrate(_) => Err(CliError::error(
-            "admin migrate opens its own databases and cannot run on an opened store",
+        Command::Migrate(_) | Command::Backup(_) | Command::Restore(_) => Err(CliError::error(
+            "admin migrate, backup and restore open their own databases and cannot run on an opened store",
         )),
     }
 }
@@ -44,4 +50,18 @@ fn progress_bar(message: &'static str) -> ProgressBar {
         bar.set_style(style.progress_chars("=> "));
     }
     bar
+}
+
+/// Runs `store`'s verify under a progress bar.
+async fn verify_with_progress(
+    store: &dyn synap_store::Store,
+) -> synap_store::StoreResult<synap_store::VerifyReport> {
+    let bar = progress_bar("verifying");
+    let progress = |done: u64, total: u64| {
+        bar.set_length(total);
+        bar.set_position(done);
+    };
+    let report = store.verify(&progress).await;
+    bar.finish_and_clear();
+    report
 }

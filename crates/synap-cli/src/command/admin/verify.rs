@@ -5,14 +5,7 @@ use crate::context::Context;
 use crate::error::CliError;
 
 pub async fn run(context: &Context) -> Result<(), CliError> {
-    let bar = super::progress_bar("verifying");
-    let progress = |done: u64, total: u64| {
-        bar.set_length(total);
-        bar.set_position(done);
-    };
-    let report = context.store.verify(&progress).await;
-    bar.finish_and_clear();
-    let report = report?;
+    let report = super::verify_with_progress(context.store.as_ref()).await?;
     if context.out.is_json() {
         context.out.document(&report)?;
     } else {
