@@ -3,7 +3,8 @@
 
 use crate::command::{
     admin, attach, attachment, attachments, capture, detach, events, export, history, import, link,
-    links, list, note, restore, revert, rm, search, serve, show, task, token, unlink, user,
+    links, list, note, restore, revert, rm, search, serve, show, task, token, unlink, user, worker,
+    workflow,
 };
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
@@ -44,7 +45,7 @@ pub struct GlobalArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Capture a thought as a note now (enrichment comes later, in a workflow)
+    /// Capture a thought as a note now; a workflow then titles, tags and types it
     Capture(capture::Args),
     /// Add and edit notes (and other entities)
     #[command(subcommand)]
@@ -89,6 +90,11 @@ pub enum Command {
     Export(export::Args),
     /// Serve the HTTP API until SIGTERM or Ctrl-C
     Serve(serve::Args),
+    /// Run workflows (AI enrichment, …) in a process of its own until SIGTERM or Ctrl-C
+    Worker(worker::Args),
+    /// Show, retry and cancel workflow runs
+    #[command(subcommand)]
+    Workflow(workflow::Command),
     /// Manage user accounts
     #[command(subcommand)]
     User(user::Command),

@@ -7,7 +7,8 @@
 //! (layered configuration), [`context`] (opened store, acting user), [`command`]
 //! (one folder per command tree), [`input`] (parsing what users type), [`output`]
 //! (tables and JSON), [`error`] (exit codes and the one error table),
-//! [`credentials`] (API tokens and password hashes).
+//! [`credentials`] (API tokens and password hashes), [`signals`] (graceful stops),
+//! [`workers`] (workflow workers for `serve` and `worker`).
 
 mod cli;
 mod command;
@@ -17,6 +18,8 @@ mod error;
 mod input;
 mod output;
 mod settings;
+mod signals;
+mod workers;
 
 use clap::Parser;
 use error::CliError;

@@ -29,6 +29,36 @@ pub struct Settings {
     pub server: ServerFileSettings,
     /// The object store keys of the settings file; see [`Settings::object_store`].
     pub objects: ObjectFileSettings,
+    /// The workflow and AI keys of the settings file; see [`Settings::workflows`].
+    pub workflows: WorkflowFileSettings,
+}
+
+/// The workflow and AI keys of `synap.toml` (`ai_provider = "openai"`, …), kept for
+/// [`Settings::workflows`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WorkflowFileSettings {
+    pub workers: Option<String>,
+    pub workflow_lease: Option<String>,
+    pub time_zone: Option<String>,
+    pub ai_provider: Option<String>,
+    pub ai_model: Option<String>,
+    pub ai_base_url: Option<String>,
+    pub ai_api_key: Option<Secret>,
+    pub ai_timeout_ms: Option<String>,
+}
+
+/// Workers `synap serve` starts unless `SYNAP_WORKERS` says otherwise (`0`: none,
+/// for deployments that run `synap worker` processes instead).
+pub const SERVE_WORKERS_DEFAULT: usize = 1;
+
+/// How this process runs workflows.
+#[derive(Debug, Clone)]
+pub struct WorkflowSettings {
+    pub workers: usize,
+    /// How long a worker that stops answering keeps its runs.
+    pub lease: std::time::Duration,
+    pub time_zone: jiff::tz::TimeZone,
+    pub analyzer: synap_ai::AnalyzerConfig,
 }
 
 /// The object store keys of `synap.toml` (`object_store = "s3"`, `s3_bucket`, …),
@@ -55,6 +85,7 @@ impl Default for Settings {
             database_file: "synap.db",
             server: ServerFileSettings::default(),
             objects: ObjectFileSettings::default(),
+            workflows: WorkflowFileSettings::default(),
         }
     }
 }
@@ -90,6 +121,14 @@ pub struct FileSettings {
     pub s3_access_key_id: Option<String>,
     pub s3_secret_access_key: Option<String>,
     pub inline_body_limit: Option<String>,
+    pub workers: Option<u32>,
+    pub workflow_lease: Option<String>,
+    pub time_zone: Option<String>,
+    pub ai_provider: Option<String>,
+    pub ai_model: Option<String>,
+    pub ai_base_url: Option<String>,
+    pub ai_api_key: Option<String>,
+    pub ai_timeout_ms: Option<u64>,
 }
 
 /// The server keys of `synap.toml`, kept for [`Settings::server_config`].
@@ -131,6 +170,23 @@ fn comma_list(text: &str) -> Vec<String> {
         .filter(|item| !item.is_empty())
         .map(str::to_string)
         .collect()
+}
+
+/// `30s`, `2m`, `1h` or a bare number of seconds.
+fn humantime_seconds(text: &str) -> Option<std::time::Duration> {
+    let text = text.trim();
+    let (number, unit) = match text.find(|c: char| !c.is_ascii_digit()) {
+        Some(at) => text.split_at(at),
+        None => (text, "s"),
+    };
+    let number: u64 = number.parse().ok()?;
+    let seconds = match unit.trim() {
+        "s" => number,
+        "m" => number.checked_mul(60)?,
+        "h" => number.checked_mul(3_600)?,
+        _ => return None,
+    };
+    Some(std::time::Duration::from_secs(seconds))
 }
 
 /// The first of (variable, file key) that is set, with the name to blame.
@@ -218,6 +274,16 @@ impl Settings {
             s3_access_key_id: file.s3_access_key_id,
             s3_secret_access_key: file.s3_secret_access_key.map(Secret),
             inline_body_limit: file.inline_body_limit,
+        };
+        self.workflows = WorkflowFileSettings {
+            workers: file.workers.map(|n| n.to_string()),
+            workflow_lease: file.workflow_lease,
+            time_zone: file.time_zone,
+            ai_provider: file.ai_provider,
+            ai_model: file.ai_model,
+            ai_base_url: file.ai_base_url,
+            ai_api_key: file.ai_api_key.map(Secret),
+            ai_timeout_ms: file.ai_timeout_ms.map(|ms| ms.to_string()),
         };
         self
     }
@@ -390,6 +456,99 @@ impl Settings {
             }
         };
         Ok((config, inline))
+    }
+
+    /// The workflow settings: workers per process (`SYNAP_WORKERS`, default
+    /// [`SERVE_WORKERS_DEFAULT`]), their lease (`SYNAP_WORKFLOW_LEASE`, default 30 s), the time zone captured dates resolve in
+    /// (`SYNAP_TIME_ZONE`, an IANA name; default the system's, else UTC), and the
+    /// analyzer of `capture.enrich` (`SYNAP_AI_PROVIDER` local|anthropic|openai,
+    /// `SYNAP_AI_MODEL`, `SYNAP_AI_BASE_URL`, `SYNAP_AI_API_KEY`,
+    /// `SYNAP_AI_TIMEOUT_MS`). The provider itself checks what it needs when built.
+    pub fn workflows(
+        &self,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<WorkflowSettings, CliError> {
+        let file = self.workflows.clone();
+        let workers = match layered(env, "SYNAP_WORKERS", file.workers, "workers") {
+            Some((value, source)) => match value.trim().parse::<usize>() {
+                Ok(n) if n <= synap_workflow::engine::WORKERS_MAX => n,
+                _ => {
+                    return Err(invalid(
+                        &source,
+                        format!(
+                            "{value:?} is not a number of workers from 0 to {}",
+                            synap_workflow::engine::WORKERS_MAX
+                        ),
+                    ));
+                }
+            },
+            None => SERVE_WORKERS_DEFAULT,
+        };
+        let lease = match layered(
+            env,
+            "SYNAP_WORKFLOW_LEASE",
+            file.workflow_lease,
+            "workflow_lease",
+        ) {
+            Some((value, source)) => {
+                let lease = humantime_seconds(&value)
+                    .filter(|lease| !lease.is_zero() && *lease <= synap_store::workflow::LEASE_MAX);
+                lease.ok_or_else(|| {
+                    invalid(
+                        &source,
+                        format!(
+                            "{value:?} is not a lease like 30s or 2m (at most {} s)",
+                            synap_store::workflow::LEASE_MAX.as_secs()
+                        ),
+                    )
+                })?
+            }
+            None => synap_workflow::engine::LEASE_DEFAULT,
+        };
+        let time_zone = match layered(env, "SYNAP_TIME_ZONE", file.time_zone, "time_zone") {
+            Some((name, source)) => jiff::tz::TimeZone::get(name.trim()).map_err(|e| {
+                invalid(
+                    &source,
+                    format!("{name:?} is not a time zone name like Europe/Berlin: {e}"),
+                )
+            })?,
+            None => jiff::tz::TimeZone::try_system().unwrap_or(jiff::tz::TimeZone::UTC),
+        };
+        let mut analyzer = synap_ai::AnalyzerConfig::default();
+        if let Some((value, source)) =
+            layered(env, "SYNAP_AI_PROVIDER", file.ai_provider, "ai_provider")
+        {
+            analyzer.provider = value.parse().map_err(|e: String| invalid(&source, e))?;
+        }
+        analyzer.model = layered(env, "SYNAP_AI_MODEL", file.ai_model, "ai_model").map(|(v, _)| v);
+        analyzer.base_url =
+            layered(env, "SYNAP_AI_BASE_URL", file.ai_base_url, "ai_base_url").map(|(v, _)| v);
+        analyzer.api_key = layered(
+            env,
+            "SYNAP_AI_API_KEY",
+            file.ai_api_key.map(|s| s.0),
+            "ai_api_key",
+        )
+        .map(|(v, _)| synap_ai::ApiKey::new(v));
+        if let Some((value, source)) = layered(
+            env,
+            "SYNAP_AI_TIMEOUT_MS",
+            file.ai_timeout_ms,
+            "ai_timeout_ms",
+        ) {
+            analyzer.timeout_ms = value.trim().parse().map_err(|_| {
+                invalid(
+                    &source,
+                    format!("{value:?} is not a number of milliseconds"),
+                )
+            })?;
+        }
+        Ok(WorkflowSettings {
+            workers,
+            lease,
+            time_zone,
+            analyzer,
+        })
     }
 
     /// The database these settings select.

@@ -1,6 +1,7 @@
 //! Figures for `/metrics` in the Prometheus text format (version 0.0.4), written
 //! by hand: requests by method, matched route and status with latency
-//! histograms; commands (commit latency) and events appended; event streams open.
+//! histograms; commands (commit latency) and events appended; event streams open;
+//! workflow steps and runs of this process's workers, and the queue depth.
 //!
 //! - [`track`] is the request middleware. It labels a request with axum's
 //!   [`MatchedPath`] (`/v1/entities/{id}`, never the id itself), so the label set
@@ -21,7 +22,9 @@ use std::fmt::Write as _;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use synap_store::workflow::{QueueDepth, RunStatus};
 use synap_store::{CommandOutcome, CommandRequest, Store, StoreResult};
+use synap_workflow::Observer;
 
 /// At most this many `(method, route, status)` request series are kept, plus one
 /// [`OVERFLOW_ROUTE`] series per method and status. The route label comes from the
@@ -112,6 +115,12 @@ pub struct Metrics {
     streams_open: AtomicI64,
     streams_total: AtomicU64,
     streams_cut_slow: AtomicU64,
+    /// Step executions by (workflow, step, outcome `ok`/`error`). Names come from
+    /// the registry of the workflows this process runs, so the set is bounded.
+    workflow_steps: Mutex<HashMap<(String, String, &'static str), Histogram>>,
+    /// Finished runs by (workflow, final status), timed from enqueueing.
+    workflow_runs: Mutex<HashMap<(String, &'static str), Histogram>>,
+    workflow_lease_lost: AtomicU64,
 }
 
 impl Default for Metrics {
@@ -123,6 +132,9 @@ impl Default for Metrics {
             streams_open: AtomicI64::new(0),
             streams_total: AtomicU64::new(0),
             streams_cut_slow: AtomicU64::new(0),
+            workflow_steps: Mutex::new(HashMap::new()),
+            workflow_runs: Mutex::new(HashMap::new()),
+            workflow_lease_lost: AtomicU64::new(0),
         }
     }
 }
@@ -294,7 +306,97 @@ impl Metrics {
             self.streams_total.load(Ordering::Relaxed),
             self.streams_cut_slow.load(Ordering::Relaxed),
         );
+        self.render_workflows(&mut out);
         out
+    }
+
+    fn render_workflows(&self, out: &mut String) {
+        let mut steps: Vec<_> = self
+            .workflow_steps
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .map(|(k, h)| (k.clone(), h.clone()))
+            .collect();
+        steps.sort_by(|a, b| a.0.cmp(&b.0));
+        out.push_str(
+            "# HELP synap_workflow_step_duration_seconds Step executions of this process's workers, by workflow, step and outcome.\n\
+             # TYPE synap_workflow_step_duration_seconds histogram\n",
+        );
+        for ((workflow, step, outcome), histogram) in &steps {
+            let labels = format!(
+                "workflow=\"{}\",step=\"{}\",outcome=\"{outcome}\"",
+                escape(workflow),
+                escape(step)
+            );
+            histogram.render(out, "synap_workflow_step_duration_seconds", &labels);
+        }
+        let mut runs: Vec<_> = self
+            .workflow_runs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .map(|(k, h)| (k.clone(), h.clone()))
+            .collect();
+        runs.sort_by(|a, b| a.0.cmp(&b.0));
+        out.push_str(
+            "# HELP synap_workflow_run_duration_seconds Runs finished by this process's workers, from enqueueing to the end, by workflow and status (failed runs are the failures).\n\
+             # TYPE synap_workflow_run_duration_seconds histogram\n",
+        );
+        for ((workflow, status), histogram) in &runs {
+            let labels = format!("workflow=\"{}\",status=\"{status}\"", escape(workflow));
+            histogram.render(out, "synap_workflow_run_duration_seconds", &labels);
+        }
+        let _ = write!(
+            out,
+            "# HELP synap_workflow_lease_lost_total Step results refused because the worker had lost the run's lease.\n\
+             # TYPE synap_workflow_lease_lost_total counter\n\
+             synap_workflow_lease_lost_total {}\n",
+            self.workflow_lease_lost.load(Ordering::Relaxed)
+        );
+    }
+}
+
+/// The queue depth gauge (runs per workflow and unfinished state, across every
+/// process on the database), read from the store at scrape time.
+pub fn render_queue_depth(out: &mut String, depth: &[QueueDepth]) {
+    out.push_str(
+        "# HELP synap_workflow_runs Unfinished workflow runs in the database, by workflow and status.\n\
+         # TYPE synap_workflow_runs gauge\n",
+    );
+    for row in depth {
+        let _ = writeln!(
+            out,
+            "synap_workflow_runs{{workflow=\"{}\",status=\"{}\"}} {}",
+            escape(&row.workflow),
+            row.status.as_str(),
+            row.count
+        );
+    }
+}
+
+impl Observer for Metrics {
+    fn step_finished(&self, workflow: &str, step: &str, ok: bool, duration: Duration) {
+        let outcome = if ok { "ok" } else { "error" };
+        self.workflow_steps
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry((workflow.to_string(), step.to_string(), outcome))
+            .or_default()
+            .observe(duration.as_secs_f64());
+    }
+
+    fn run_finished(&self, workflow: &str, status: RunStatus, duration: Duration) {
+        self.workflow_runs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry((workflow.to_string(), status.as_str()))
+            .or_default()
+            .observe(duration.as_secs_f64());
+    }
+
+    fn lease_lost(&self, _workflow: &str) {
+        self.workflow_lease_lost.fetch_add(1, Ordering::Relaxed);
     }
 }
 

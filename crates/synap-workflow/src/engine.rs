@@ -117,7 +117,8 @@ pub struct TickReport {
 }
 
 impl TickReport {
-    fn add(&mut self, other: &TickReport) {
+    /// Adds `other` to this report.
+    pub fn add(&mut self, other: &TickReport) {
         self.schedules_fired += other.schedules_fired;
         self.claimed += other.claimed;
         self.steps_succeeded += other.steps_succeeded;

@@ -27,6 +27,8 @@ pub mod task;
 pub mod token;
 pub mod unlink;
 pub mod user;
+pub mod worker;
+pub mod workflow;
 
 use crate::cli::{Cli, Command};
 use crate::context::Context;
@@ -74,6 +76,8 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Import(args) => import::run(&context, args).await,
         Command::Export(args) => export::run(&context, args).await,
         Command::Serve(args) => serve::run(&context, &cli.global, args).await,
+        Command::Worker(args) => worker::run(&context, &cli.global, args).await,
+        Command::Workflow(command) => workflow::run(&context, command).await,
         Command::User(command) => user::run(&context, command).await,
         Command::Token(command) => token::run(&context, command).await,
         Command::Admin(command) => admin::run(&context, command).await,

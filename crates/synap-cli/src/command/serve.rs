@@ -12,6 +12,8 @@ use crate::cli::GlobalArgs;
 use crate::context::Context;
 use crate::error::CliError;
 use crate::settings::{self, Overrides, ServeFlags, Settings};
+use crate::signals::Signals;
+use crate::workers::{self, Workers};
 use serde::Serialize;
 use std::sync::Arc;
 use synap_server::AppState;
@@ -61,6 +63,10 @@ pub async fn run(context: &Context, global: &GlobalArgs, args: Args) -> Result<(
     };
     let config = settings.server_config(&flags, &|name| std::env::var(name).ok())?;
     let database = settings.database()?.kind();
+    let flows = settings.workflows(&|name| std::env::var(name).ok())?;
+    let clock = Arc::new(SystemClock);
+    // Built before listening, so a bad AI setting stops the start with one line.
+    let registry = workers::registry(context.store.clone(), clock.clone(), &flows)?;
 
     // Install the handlers before announcing, so a signal sent right after the
     // announcement is a graceful shutdown, never the default "terminate now".
@@ -111,15 +117,26 @@ pub async fn run(context: &Context, global: &GlobalArgs, args: Args) -> Result<(
         context.out.line(status)?;
     }
 
-    let (state, shutdown_tx) = AppState::new(
-        context.store.clone(),
-        config,
-        Arc::new(SystemClock),
-        database,
-    );
-    synap_server::serve(listener, state, shutdown_tx, signals.received())
-        .await
-        .map_err(|error| CliError::error(format!("the server failed: {error}")))?;
+    let (state, shutdown_tx) =
+        AppState::new(context.store.clone(), config, clock.clone(), database);
+    // SYNAP_WORKERS=0: the workflows run in `synap worker` processes instead.
+    let running = (flows.workers > 0).then(|| {
+        Workers::start(
+            context.store.clone(),
+            clock,
+            registry,
+            &flows,
+            flows.workers,
+            state.metrics.clone(),
+        )
+    });
+    let served = synap_server::serve(listener, state, shutdown_tx, signals.received()).await;
+    // The workers stop after the last request: a capture answered during the
+    // drain still has its run, which a worker here or elsewhere will execute.
+    if let Some(running) = running {
+        running.stop().await;
+    }
+    served.map_err(|error| CliError::error(format!("the server failed: {error}")))?;
     // Nothing to flush: the store acknowledges a command only after committing it,
     // so every answered write is already durable. The store's writer thread ends
     // when the last handle to the store is dropped.
@@ -127,51 +144,4 @@ pub async fn run(context: &Context, global: &GlobalArgs, args: Args) -> Result<(
         context.out.line("synap stopped")?;
     }
     Ok(())
-}
-
-/// SIGTERM and SIGINT, listened for from the moment they are installed.
-struct Signals {
-    #[cfg(unix)]
-    terminate: tokio::signal::unix::Signal,
-    #[cfg(unix)]
-    interrupt: tokio::signal::unix::Signal,
-}
-
-impl Signals {
-    fn install() -> Result<Signals, CliError> {
-        #[cfg(unix)]
-        {
-            use tokio::signal::unix::{SignalKind, signal};
-            let failed = |error: std::io::Error| {
-                CliError::error(format!("cannot listen for signals: {error}"))
-            };
-            Ok(Signals {
-                terminate: signal(SignalKind::terminate()).map_err(failed)?,
-                interrupt: signal(SignalKind::interrupt()).map_err(failed)?,
-            })
-        }
-        #[cfg(not(unix))]
-        {
-            Ok(Signals {})
-        }
-    }
-
-    /// Resolves at the first SIGTERM or SIGINT.
-    async fn received(self) {
-        #[cfg(unix)]
-        {
-            let Signals {
-                mut terminate,
-                mut interrupt,
-            } = self;
-            tokio::select! {
-                _ = terminate.recv() => {}
-                _ = interrupt.recv() => {}
-            }
-        }
-        #[cfg(not(unix))]
-        {
-            let _ = tokio::signal::ctrl_c().await;
-        }
-    }
 }

@@ -4,6 +4,7 @@
 
 mod admin;
 mod backup;
+mod enrich;
 mod events;
 mod exit_codes;
 mod lifecycle;
@@ -19,3 +20,4 @@ mod support;
 mod tasks;
 mod tokens;
 mod users;
+mod worker;

@@ -113,14 +113,18 @@ fn text_and_content_can_come_from_standard_input() {
 }
 
 #[test]
-fn capture_creates_the_note_at_once() {
+fn capture_creates_the_note_at_once_and_queues_its_enrichment() {
     let synap = Synap::new();
     let captured = synap.json(&["capture", "remember the milk"]);
-    assert_eq!(captured["run_id"], serde_json::Value::Null);
     let id = captured["entity_id"].as_str().unwrap_or_default();
     let note = synap.json(&["show", id]);
     assert_eq!(note["type"], "note");
     assert_eq!(note["body"], "remember the milk");
+    // No worker runs in a one-shot command: the run waits for `serve` or `worker`.
+    let run_id = captured["run_id"].as_str().expect("a run id");
+    let run = synap.json(&["workflow", "show", run_id]);
+    assert_eq!(run["run"]["workflow"], "capture.enrich");
+    assert_eq!(run["run"]["status"], "queued");
 }
 
 #[test]

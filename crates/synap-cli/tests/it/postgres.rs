@@ -3,9 +3,9 @@
 //! client on one receives events written through the other, and writers going
 //! through different processes get correct version conflicts.
 
-use crate::support::Synap;
+use crate::support::{Synap, http, spawn_server};
 use serde_json::{Value, json};
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Write};
 use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
@@ -20,51 +20,18 @@ struct Server {
 
 impl Server {
     fn start(synap: &Synap, url: &str) -> Server {
-        let mut child = synap
-            .bare_command()
+        let mut command = synap.bare_command();
+        command
             .args(["--database-url", url, "serve", "--listen", "127.0.0.1:0"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("synap serve starts");
-        let stdout = child.stdout.take().expect("a stdout pipe");
-        let mut lines = BufReader::new(stdout).lines();
-        let first = lines.next().expect("an announcement").expect("UTF-8");
+            .stderr(Stdio::inherit());
+        let (child, address, first) = spawn_server(command);
         assert!(first.contains("(postgres)"), "{first}");
-        let address = first
-            .split("http://")
-            .nth(1)
-            .and_then(|rest| rest.split_whitespace().next())
-            .unwrap_or_else(|| panic!("an address in {first:?}"))
-            .to_string();
-        std::thread::spawn(move || for _ in lines {});
         Server { child, address }
     }
 
     /// One HTTP/1.1 request; returns the status and the parsed JSON body.
     fn request(&self, method: &str, path: &str, token: &str, body: Option<Value>) -> (u16, Value) {
-        let mut stream = TcpStream::connect(&self.address).expect("connect");
-        stream
-            .set_read_timeout(Some(Duration::from_secs(20)))
-            .expect("timeout");
-        let body = body.map(|b| b.to_string()).unwrap_or_default();
-        write!(
-            stream,
-            "{method} {path} HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {token}\r\n\
-             Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-            self.address,
-            body.len()
-        )
-        .expect("write");
-        let mut raw = String::new();
-        stream.read_to_string(&mut raw).expect("read");
-        let status = raw
-            .split(' ')
-            .nth(1)
-            .and_then(|s| s.parse().ok())
-            .expect("a status");
-        let body = raw.split_once("\r\n\r\n").map_or("", |(_, b)| b);
-        (status, serde_json::from_str(body).unwrap_or(Value::Null))
+        http(&self.address, method, path, token, body)
     }
 
     /// Opens the event stream; every `data:` line arrives on the channel.

@@ -1,9 +1,11 @@
 //! The harness: a temporary data directory and helpers that run `synap` in it.
 
 use serde_json::Value;
-use std::io::Write;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::Duration;
 use tempfile::TempDir;
 
 /// One isolated Synap instance: a data directory that disappears after the test.
@@ -172,4 +174,57 @@ pub fn ids(document: &Value) -> Vec<String> {
         .iter()
         .map(|item| item["id"].as_str().unwrap_or_default().to_string())
         .collect()
+}
+
+/// Spawns a `synap serve` command (stdout piped) and reads its announcement;
+/// answers the process, the address it listens on and the announcement line.
+/// Later output is drained so the server never blocks on a full pipe.
+pub fn spawn_server(mut command: Command) -> (Child, String, String) {
+    let mut child = command
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("synap serve starts");
+    let stdout = child.stdout.take().expect("a stdout pipe");
+    let mut lines = BufReader::new(stdout).lines();
+    let first = lines.next().expect("an announcement").expect("UTF-8");
+    let address = first
+        .split("http://")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap_or_else(|| panic!("an address in {first:?}"))
+        .to_string();
+    std::thread::spawn(move || for _ in lines {});
+    (child, address, first)
+}
+
+/// One HTTP/1.1 request with a bearer token and a JSON body; answers the status
+/// and the parsed JSON body (`null` when it is not JSON).
+pub fn http(
+    address: &str,
+    method: &str,
+    path: &str,
+    token: &str,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let mut stream = TcpStream::connect(address).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .expect("timeout");
+    let body = body.map(|b| b.to_string()).unwrap_or_default();
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: {address}\r\nAuthorization: Bearer {token}\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .expect("write");
+    let mut raw = String::new();
+    stream.read_to_string(&mut raw).expect("read");
+    let status = raw
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .expect("a status");
+    let body = raw.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+    (status, serde_json::from_str(body).unwrap_or(Value::Null))
 }

@@ -1,6 +1,7 @@
 //! `POST /v1/capture`: a thought becomes a note at once (202 with its id);
-//! enrichment (title, tags, type by a model) will follow in a workflow, whose
-//! `run_id` is `null` until workflows land. [`capture_note`] is the one way to
+//! enrichment (title, tags, type by the configured model) follows in the
+//! `capture.enrich` workflow, whose run is inserted in the capture's own
+//! transaction and answered as `run_id`. [`capture_note`] is the one way to
 //! capture, shared with the tRPC procedure `capture.thought`.
 
 use super::dto::{
@@ -17,6 +18,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value};
 use synap_domain::{CreateEntity, DomainError, EntityCommand, EntityId};
+use synap_flows::enrich::{capture_enrich_run, enrich_run_id};
 use synap_store::{CommandRequest, StoreError, Target};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -62,7 +64,7 @@ async fn capture(
     ApiJson(body): ApiJson<Capture>,
 ) -> ApiResult<Response> {
     let command_id = command_id(&caller, &headers, None)?;
-    let (entity_id, replayed) = capture_note(
+    let (entity_id, run_id, replayed) = capture_note(
         &state,
         &caller,
         &headers,
@@ -75,7 +77,7 @@ async fn capture(
         StatusCode::ACCEPTED,
         Json(Captured {
             entity_id: entity_id.0,
-            run_id: None,
+            run_id,
         }),
     )
         .into_response();
@@ -90,8 +92,8 @@ async fn capture(
 }
 
 /// Stores `text` as a new note with `context` kept under [`CONTEXT_KEY`], as
-/// command `command_id`; returns the note's id and whether this was a replay of
-/// an earlier command with that id.
+/// command `command_id`, with its `capture.enrich` run; returns the note's id, the
+/// run's id and whether this was a replay of an earlier command with that id.
 pub async fn capture_note(
     state: &AppState,
     caller: &Caller,
@@ -99,7 +101,7 @@ pub async fn capture_note(
     command_id: Uuid,
     text: String,
     context: Map<String, Value>,
-) -> ApiResult<(EntityId, bool)> {
+) -> ApiResult<(EntityId, Uuid, bool)> {
     if text.trim().is_empty() {
         return Err(ApiError::validation("text", "there is nothing to capture"));
     }
@@ -119,7 +121,7 @@ pub async fn capture_note(
         },
         expected_version: None,
         metadata: command_metadata(caller, headers),
-        triggers: Vec::new(),
+        triggers: vec![capture_enrich_run(id, command_id)],
     };
     let outcome = state.execute(request).await.map_err(|error| match error {
         // The context is the only metadata a capture has.
@@ -130,12 +132,12 @@ pub async fn capture_note(
         other => other.into(),
     })?;
     if !outcome.replayed {
-        return Ok((id, false));
+        return Ok((id, enrich_run_id(command_id), false));
     }
     // A replay: the key must have created an entity of this user.
     let first = EntityId(outcome.aggregate_id);
     match state.store.entity(&caller.scope(), first).await? {
-        Some(_) => Ok((first, true)),
+        Some(_) => Ok((first, enrich_run_id(command_id), true)),
         None => Err(idempotency_key_reused()),
     }
 }

@@ -670,8 +670,8 @@ pub struct Capture {
 pub struct Captured {
     /// The note, which exists already.
     pub entity_id: Uuid,
-    /// The enrichment workflow's run; `null` until workflows land.
-    pub run_id: Option<Uuid>,
+    /// The `capture.enrich` run (follow it at `/v1/workflows/runs/{run_id}`).
+    pub run_id: Uuid,
 }
 
 // ---------------------------------------------------------------------------------

@@ -175,7 +175,7 @@ pub async fn ready(State(state): State<AppState>) -> Result<Json<Ready>, ApiErro
     Ok(Json(Ready { status: "ready" }))
 }
 
-/// Request, command and stream figures in the Prometheus text format.
+/// Request, command, stream and workflow figures in the Prometheus text format.
 #[utoipa::path(
     get,
     path = "/metrics",
@@ -185,12 +185,18 @@ pub async fn ready(State(state): State<AppState>) -> Result<Json<Ready>, ApiErro
     security(()),
 )]
 pub async fn metrics_text(State(state): State<AppState>) -> Response {
+    let mut text = state.metrics.render();
+    // Across every process on the database; left out while the database does not
+    // answer (the scrape still shows this process's own figures).
+    if let Ok(depth) = state.store.queue_depth().await {
+        metrics::render_queue_depth(&mut text, &depth);
+    }
     (
         [
             (header::CONTENT_TYPE, metrics::CONTENT_TYPE),
             (header::CACHE_CONTROL, "no-store"),
         ],
-        state.metrics.render(),
+        text,
     )
         .into_response()
 }

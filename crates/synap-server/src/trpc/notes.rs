@@ -49,12 +49,14 @@ impl Note {
     }
 }
 
-/// `capture.thought` (mutation) `{content, context?}` → `{success, message, entityId}`.
+/// `capture.thought` (mutation) `{content, context?}` → `{success, message, entityId,
+/// runId}`.
 ///
 /// The original only queued the thought for AI analysis; here the note exists when
 /// the call returns, made exactly as `POST /v1/capture` makes it (title derived
 /// from the content, `context` kept in the note's metadata under
-/// [`crate::routes::capture::CONTEXT_KEY`]). Every call is a new command: a batch
+/// [`crate::routes::capture::CONTEXT_KEY`]), and the `capture.enrich` run `runId`
+/// analyses it. Every call is a new command: a batch
 /// may hold several captures, so `Idempotency-Key` is not applied here.
 pub(super) async fn capture_thought(
     call: &Call<'_>,
@@ -63,7 +65,7 @@ pub(super) async fn capture_thought(
     let input = Fields::of(input, false)?;
     let content = input.string("content", 1, CONTENT_CHARS_MAX)?;
     let context = input.opt_object("context")?.unwrap_or_default();
-    let (id, _replayed) = capture_note(
+    let (id, run_id, _replayed) = capture_note(
         call.state,
         call.caller,
         call.headers,
@@ -76,6 +78,7 @@ pub(super) async fn capture_thought(
         "success": true,
         "message": "Thought captured",
         "entityId": id,
+        "runId": run_id,
     }))
 }
 

@@ -17,12 +17,16 @@ async fn capture_stores_the_note_at_once() {
         .await;
     assert_eq!(reply.status, StatusCode::ACCEPTED, "{}", reply.text());
     let captured = reply.json();
-    assert!(captured["run_id"].is_null());
-    assert!(
-        captured.as_object().unwrap().contains_key("run_id"),
-        "run_id is in the shape"
-    );
     let id = captured["entity_id"].as_str().unwrap();
+    // The enrichment run was queued with the note (no worker runs in this test).
+    let run_id = captured["run_id"].as_str().expect("a run id");
+    let run = t
+        .get(&format!("/v1/workflows/runs/{run_id}"), &alice)
+        .await
+        .json();
+    assert_eq!(run["workflow"], "capture.enrich", "{run}");
+    assert_eq!(run["status"], "queued");
+    assert_eq!(run["input"]["entity_id"], id);
     assert_eq!(
         reply.header("location"),
         Some(format!("/v1/entities/{id}").as_str())

@@ -102,6 +102,15 @@ fn relation_probes() -> Vec<Probe> {
     vec![probe(Method::DELETE, "/v1/relations/{id}", None)]
 }
 
+/// Every route that takes a workflow run id.
+fn run_probes() -> Vec<Probe> {
+    vec![
+        probe(Method::GET, "/v1/workflows/runs/{id}", None),
+        probe(Method::POST, "/v1/workflows/runs/{id}/retry", None),
+        probe(Method::POST, "/v1/workflows/runs/{id}/cancel", None),
+    ]
+}
+
 async fn call(t: &TestApp, user: &User, probe: &Probe, id: &str, own: &str) -> Reply {
     let fill = |s: &str| s.replace("{id}", id).replace("{own}", own);
     let body = probe.body.map(|b| fill(b).into_bytes());
@@ -149,6 +158,17 @@ async fn another_users_ids_answer_like_missing_ids_on_every_route() {
         .await
         .json();
     let link_id = link["id"].as_str().unwrap().to_string();
+    // A capture, with its enrichment run.
+    let captured = t
+        .post(
+            "/v1/capture",
+            &alice,
+            json!({"text": "zanzibar treasure map"}),
+        )
+        .await
+        .json();
+    let run_id = captured["run_id"].as_str().unwrap().to_string();
+
     let alice_before = t
         .get(&format!("/v1/entities/{secret_id}"), &alice)
         .await
@@ -162,6 +182,7 @@ async fn another_users_ids_answer_like_missing_ids_on_every_route() {
     for (probes, foreign) in [
         (entity_probes(), vec![secret_id.clone(), other.clone()]),
         (relation_probes(), vec![link_id.clone()]),
+        (run_probes(), vec![run_id.clone()]),
     ] {
         for probe in &probes {
             for foreign_id in &foreign {
@@ -225,6 +246,7 @@ async fn another_users_ids_answer_like_missing_ids_on_every_route() {
         secret_id.as_str(),
         other.as_str(),
         link_id.as_str(),
+        run_id.as_str(),
         "zanzibar",
         "Secret",
         "classified",
@@ -245,6 +267,8 @@ async fn another_users_ids_answer_like_missing_ids_on_every_route() {
         format!("/v1/graph?root={own}&depth=5"),
         format!("/v1/entities/{own}/relations"),
         format!("/v1/entities/{own}/history"),
+        "/v1/workflows/runs".into(),
+        "/v1/workflows/runs?workflow=capture.enrich".into(),
     ] {
         let reply = t.get(&uri, &bob).await;
         assert_eq!(reply.status, StatusCode::OK, "{uri}: {}", reply.text());

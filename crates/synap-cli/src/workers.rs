@@ -1,0 +1,93 @@
+//! Running workflows in this process: the product's workflows
+//! (`synap_flows::registry`) on workers of `synap_workflow`, started by
+//! `synap serve` (in the same process as the HTTP API) and by `synap worker` (a
+//! process of its own). Both stop between steps on shutdown: a run in the middle
+//! of a step finishes that step or, past the grace period, is left to its lease
+//! and picked up by another worker.
+
+use crate::error::CliError;
+use crate::settings::WorkflowSettings;
+use std::sync::Arc;
+use std::time::Duration;
+use synap_store::{Clock, Store};
+use synap_workflow::engine::owner_name;
+use synap_workflow::testing::TEST_WORKFLOWS_ENV;
+use synap_workflow::{Observer, Registry, TickReport, WorkerConfig, spawn_workers};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+/// Longest the workers get to finish their current steps after shutdown began.
+pub const STOP_GRACE: Duration = Duration::from_secs(10);
+
+/// The registry this process runs: the product's workflows, plus the test
+/// workflows when [`TEST_WORKFLOWS_ENV`] names a directory (process-level tests).
+pub fn registry(
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+    settings: &WorkflowSettings,
+) -> Result<Registry, CliError> {
+    let analyzer = synap_ai::build_analyzer(&settings.analyzer)
+        .map_err(|e| CliError::usage(format!("{e}; see SYNAP_AI_* in the README")))?;
+    let config = synap_flows::FlowsConfig {
+        analyzer,
+        time_zone: settings.time_zone.clone(),
+    };
+    let mut registry = synap_flows::registry(store, clock, &config);
+    if let Some(dir) = std::env::var_os(TEST_WORKFLOWS_ENV) {
+        synap_workflow::testing::register(&mut registry, dir.into(), &owner_name(0));
+    }
+    Ok(registry)
+}
+
+/// Workers running in this process.
+#[derive(Debug)]
+pub struct Workers {
+    handles: Vec<JoinHandle<TickReport>>,
+    stop: watch::Sender<bool>,
+}
+
+impl Workers {
+    /// Starts `count` workers on `registry`.
+    pub fn start(
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+        registry: Registry,
+        settings: &WorkflowSettings,
+        count: usize,
+        observer: Arc<dyn Observer>,
+    ) -> Workers {
+        let (stop, stopped) = watch::channel(false);
+        let base = WorkerConfig::new(owner_name(0)).with_lease(settings.lease);
+        let handles = spawn_workers(
+            store,
+            Arc::new(registry),
+            clock,
+            &base,
+            count,
+            observer,
+            stopped,
+        );
+        Workers { handles, stop }
+    }
+
+    pub fn count(&self) -> usize {
+        self.handles.len()
+    }
+
+    /// Asks every worker to stop between steps and waits for them, at most
+    /// [`STOP_GRACE`]; workers still inside a step then are abandoned (their runs
+    /// come back when the lease expires). Answers what they did in total.
+    pub async fn stop(self) -> TickReport {
+        self.stop.send_replace(true);
+        let mut total = TickReport::default();
+        let waiting = async {
+            for handle in self.handles {
+                if let Ok(report) = handle.await {
+                    total.add(&report);
+                }
+            }
+        };
+        let _ = tokio::time::timeout(STOP_GRACE, waiting).await;
+        total
+    }
+}
