@@ -33,6 +33,17 @@ use uuid::Uuid;
 #[cfg(feature = "testing")]
 pub const WORKFLOW_TABLES: &[&str] = &["workflow_runs", "workflow_steps", "workflow_schedules"];
 
+/// Commits the engine's own bookkeeping (claims, step results) without waiting
+/// for the WAL flush (`synchronous_commit = off` for this transaction only). A
+/// crash can forget the last few of them — the engine then claims again and runs
+/// those steps again, which every step must tolerate anyway (at-least-once,
+/// idempotency keys) — but never a user's acknowledged write or a run's
+/// enqueueing, which commit durably. Consistency is unaffected.
+fn relax_commit(conn: &mut Conn) -> StoreResult<()> {
+    conn.execute("SET LOCAL synchronous_commit = off", &[])?;
+    Ok(())
+}
+
 /// The migration that creates the workflow tables (appended to `schema::MIGRATIONS`).
 pub const SCHEMA: &str = r#"
 CREATE TABLE workflow_runs (
@@ -449,8 +460,13 @@ impl WorkflowStore for PostgresStore {
         }
         let now = self.clock().now();
         let request = request.clone();
-        self.system_work(move |conn| conn.transaction(None, |conn| claim(conn, &request, now)))
-            .await
+        self.system_work(move |conn| {
+            conn.transaction(None, |conn| {
+                relax_commit(conn)?;
+                claim(conn, &request, now)
+            })
+        })
+        .await
     }
 
     async fn heartbeat(&self, lease: &Lease, extend: Duration) -> StoreResult<Fenced<Timestamp>> {
@@ -489,6 +505,7 @@ impl WorkflowStore for PostgresStore {
         let lease = lease.clone();
         self.system_work(move |conn| {
             conn.transaction(None, |conn| {
+                relax_commit(conn)?;
                 if !holds(conn, &lease, now)? {
                     return Ok(Fenced::LeaseLost);
                 }

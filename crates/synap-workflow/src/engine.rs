@@ -11,7 +11,8 @@
 //! (`waiting`), or fails the run when it is out of attempts or the error is
 //! non-retryable. [`Worker::run`] repeats passes until shutdown, sleeping
 //! `poll_interval` when there is nothing to do; on shutdown a run between steps
-//! is released at once for another worker.
+//! is released at once for another worker. An idle worker also wakes when the
+//! event log grows (runs triggered by a command arrive with its events).
 
 use crate::cron::Cron;
 use crate::definition::{Registry, StepContext, StepError, Workflow};
@@ -195,6 +196,10 @@ impl Worker {
         let mut total = TickReport::default();
         let mut shutdown = self.shutdown.clone();
         while !self.stopping() {
+            // The log's head before the pass: an idle worker wakes as soon as it
+            // moves, since most runs are enqueued by the command that appends
+            // events (a capture), so new work is picked up at once, not a poll later.
+            let head = self.store.head_position().await.ok();
             let pause = match self.tick().await {
                 Ok(report) => {
                     let idle = report.claimed == 0 && report.schedules_fired == 0;
@@ -210,11 +215,22 @@ impl Worker {
                     ERROR_BACKOFF
                 }
             };
-            if !pause.is_zero() {
-                tokio::select! {
-                    _ = shutdown.changed() => {}
-                    () = tokio::time::sleep(pause) => {}
+            if pause.is_zero() {
+                continue;
+            }
+            let store = self.store.clone();
+            let woken = async move {
+                match head {
+                    Some(head) if pause != ERROR_BACKOFF => {
+                        // An error here only ends the wait early; the pass decides.
+                        let _ = store.wait_for_events(head, pause).await;
+                    }
+                    _ => tokio::time::sleep(pause).await,
                 }
+            };
+            tokio::select! {
+                _ = shutdown.changed() => {}
+                () = woken => {}
             }
         }
         total
