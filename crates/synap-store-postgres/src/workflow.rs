@@ -21,9 +21,9 @@ use std::time::Duration;
 use synap_domain::ids::UserId;
 use synap_store::workflow::{
     CLAIM_SCAN_FACTOR, ClaimRequest, ClaimedRun, Fenced, Lease, NewRun, QueueDepth, RetryOutcome,
-    RunDetail, RunFilter, RunStatus, RunTransition, RunView, SCHEDULE_BATCH_MAX, Schedule,
-    ScheduleSpec, StepOutcome, StepResult, StepStatus, StepView, WorkflowStore, check_output,
-    check_schedule, clip_error, decode_run_cursor, run_cursor, scheduled_run_id,
+    RunDetail, RunFilter, RunStatus, RunTransition, RunView, RunWrite, SCHEDULE_BATCH_MAX,
+    Schedule, ScheduleSpec, StepResult, StepStatus, StepView, WorkflowStore, check_schedule,
+    decode_run_cursor, lease_end, run_cursor, scheduled_run_id,
 };
 use synap_store::{Page, PageRequest, Scope, StoreError, StoreResult};
 use uuid::Uuid;
@@ -241,13 +241,6 @@ fn steps_of(conn: &mut Conn, run_id: Uuid) -> StoreResult<Vec<StepView>> {
         .collect()
 }
 
-fn lease_end(now: Timestamp, lease: Duration) -> StoreResult<Timestamp> {
-    let lease = jiff::SignedDuration::try_from(lease)
-        .map_err(|e| StoreError::InvalidInput(format!("lease: {e}")))?;
-    now.checked_add(lease)
-        .map_err(|e| StoreError::InvalidInput(format!("lease: {e}")))
-}
-
 fn claim(conn: &mut Conn, request: &ClaimRequest, now: Timestamp) -> StoreResult<Vec<ClaimedRun>> {
     let names: Vec<String> = request.workflows.iter().map(|w| w.name.clone()).collect();
     let scan = i64::from(request.limit.saturating_mul(CLAIM_SCAN_FACTOR));
@@ -342,34 +335,7 @@ fn record_step(
     step: &StepResult,
     now: Timestamp,
 ) -> StoreResult<()> {
-    let duration = step.duration.as_micros().min(i64::MAX as u128) as i64;
-    let (status, output, error, finished) = match &step.outcome {
-        StepOutcome::Succeeded(output) => {
-            check_output(&step.name, output)?;
-            (
-                StepStatus::Succeeded,
-                Some(output.clone()),
-                None,
-                Some(micros(now)),
-            )
-        }
-        StepOutcome::Failed {
-            error,
-            final_failure,
-        } => {
-            let status = if *final_failure {
-                StepStatus::Failed
-            } else {
-                StepStatus::Pending
-            };
-            (
-                status,
-                None,
-                Some(clip_error(error)),
-                final_failure.then(|| micros(now)),
-            )
-        }
-    };
+    let record = step.record(now)?;
     // A succeeded step keeps its first output: the conflict update skips it.
     conn.execute(
         "INSERT INTO workflow_steps AS s (run_id, name, user_id, seq, status, output, attempts, last_error, \
@@ -386,12 +352,12 @@ fn record_step(
         &[
             &run_id,
             &step.name,
-            &status.as_str(),
-            &output,
-            &error,
+            &record.status.as_str(),
+            &record.output,
+            &record.error,
             &micros(step.started_at),
-            &finished,
-            &duration,
+            &record.finished_at.map(micros),
+            &record.duration_us,
         ],
     )?;
     Ok(())
@@ -403,37 +369,32 @@ fn transition(
     transition: &RunTransition,
     now: Timestamp,
 ) -> StoreResult<()> {
-    let now = micros(now);
-    let sql = "UPDATE workflow_runs SET status = $2, error = $3, next_attempt_at = $4, \
-               lease_owner = NULL, lease_expires_at = NULL, finished_at = $5, updated_at = $6 WHERE id = $1";
-    match transition {
-        RunTransition::Continue => conn.execute(
+    match transition.write(now) {
+        RunWrite::Touch => conn.execute(
             "UPDATE workflow_runs SET updated_at = $2 WHERE id = $1",
-            &[&run_id, &now],
+            &[&run_id, &micros(now)],
         )?,
-        RunTransition::Succeeded => conn.execute(
-            sql,
-            &[&run_id, &"succeeded", &None::<String>, &now, &Some(now), &now],
-        )?,
-        RunTransition::Failed { error } => conn.execute(
-            sql,
-            &[&run_id, &"failed", &Some(clip_error(error)), &now, &Some(now), &now],
-        )?,
-        RunTransition::RetryAt { at, error } => conn.execute(
-            sql,
-            &[
-                &run_id,
-                &"waiting",
-                &Some(clip_error(error)),
-                &micros(*at),
-                &None::<i64>,
-                &now,
-            ],
-        )?,
-        RunTransition::Release => conn.execute(
+        RunWrite::Release => conn.execute(
             "UPDATE workflow_runs SET status = 'waiting', next_attempt_at = $2, lease_owner = NULL, \
              lease_expires_at = NULL, updated_at = $2 WHERE id = $1",
-            &[&run_id, &now],
+            &[&run_id, &micros(now)],
+        )?,
+        RunWrite::Settle {
+            status,
+            error,
+            next_attempt_at,
+            finished_at,
+        } => conn.execute(
+            "UPDATE workflow_runs SET status = $2, error = $3, next_attempt_at = $4, \
+             lease_owner = NULL, lease_expires_at = NULL, finished_at = $5, updated_at = $6 WHERE id = $1",
+            &[
+                &run_id,
+                &status.as_str(),
+                &error,
+                &micros(next_attempt_at),
+                &finished_at.map(micros),
+                &micros(now),
+            ],
         )?,
     };
     Ok(())

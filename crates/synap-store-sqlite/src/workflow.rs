@@ -18,9 +18,9 @@ use std::time::Duration;
 use synap_domain::ids::UserId;
 use synap_store::workflow::{
     CLAIM_SCAN_FACTOR, ClaimRequest, ClaimedRun, Fenced, Lease, NewRun, QueueDepth, RetryOutcome,
-    RunDetail, RunFilter, RunStatus, RunTransition, RunView, Schedule, ScheduleSpec, StepOutcome,
-    StepResult, StepStatus, StepView, WorkflowStore, check_output, check_schedule, clip_error,
-    decode_run_cursor, run_cursor, scheduled_run_id,
+    RunDetail, RunFilter, RunStatus, RunTransition, RunView, RunWrite, Schedule, ScheduleSpec,
+    StepResult, StepStatus, StepView, WorkflowStore, check_schedule, decode_run_cursor, lease_end,
+    run_cursor, scheduled_run_id,
 };
 use synap_store::{Page, PageRequest, Scope, StoreError, StoreResult};
 use uuid::Uuid;
@@ -266,13 +266,6 @@ fn engine_write_tx<T>(
     Ok(value)
 }
 
-fn lease_end(now: Timestamp, lease: Duration) -> StoreResult<Timestamp> {
-    let lease = jiff::SignedDuration::try_from(lease)
-        .map_err(|e| StoreError::InvalidInput(format!("lease: {e}")))?;
-    now.checked_add(lease)
-        .map_err(|e| StoreError::InvalidInput(format!("lease: {e}")))
-}
-
 fn claim(
     conn: &Connection,
     request: &ClaimRequest,
@@ -369,34 +362,8 @@ fn record_step(
     step: &StepResult,
     now: Timestamp,
 ) -> StoreResult<()> {
-    let duration = step.duration.as_micros().min(i64::MAX as u128) as i64;
-    let (status, output, error, finished) = match &step.outcome {
-        StepOutcome::Succeeded(output) => {
-            check_output(&step.name, output)?;
-            (
-                StepStatus::Succeeded,
-                Some(json_text(output)?),
-                None,
-                Some(micros(now)),
-            )
-        }
-        StepOutcome::Failed {
-            error,
-            final_failure,
-        } => {
-            let status = if *final_failure {
-                StepStatus::Failed
-            } else {
-                StepStatus::Pending
-            };
-            (
-                status,
-                None,
-                Some(clip_error(error)),
-                final_failure.then(|| micros(now)),
-            )
-        }
-    };
+    let record = step.record(now)?;
+    let output = record.output.map(json_text).transpose()?;
     // A succeeded step keeps its first output: the conflict update skips it.
     conn.prepare_cached(
         "INSERT INTO workflow_steps (run_id, name, seq, status, output, attempts, last_error, \
@@ -415,12 +382,12 @@ fn record_step(
     .execute(params![
         run_id.as_bytes(),
         step.name,
-        status.as_str(),
+        record.status.as_str(),
         output,
-        error,
+        record.error,
         micros(step.started_at),
-        finished,
-        duration,
+        record.finished_at.map(micros),
+        record.duration_us,
     ])
     .map_err(sql_error)?;
     Ok(())
@@ -433,27 +400,37 @@ fn transition(
     now: Timestamp,
 ) -> StoreResult<()> {
     let id = run_id.as_bytes();
-    let now = micros(now);
-    let sql = "UPDATE workflow_runs SET status = ?2, error = ?3, next_attempt_at = ?4, \
-               lease_owner = NULL, lease_expires_at = NULL, finished_at = ?5, updated_at = ?6 WHERE id = ?1";
-    let result = match transition {
-        RunTransition::Continue => conn
+    let result = match transition.write(now) {
+        RunWrite::Touch => conn
             .prepare_cached("UPDATE workflow_runs SET updated_at = ?2 WHERE id = ?1")
-            .and_then(|mut s| s.execute(params![id, now])),
-        RunTransition::Succeeded => conn.prepare_cached(sql).and_then(|mut s| {
-            s.execute(params![id, "succeeded", None::<String>, now, Some(now), now])
-        }),
-        RunTransition::Failed { error } => conn.prepare_cached(sql).and_then(|mut s| {
-            s.execute(params![id, "failed", clip_error(error), now, Some(now), now])
-        }),
-        RunTransition::RetryAt { at, error } => conn.prepare_cached(sql).and_then(|mut s| {
-            s.execute(params![id, "waiting", clip_error(error), micros(*at), None::<i64>, now])
-        }),
-        RunTransition::Release => conn.prepare_cached(
-            "UPDATE workflow_runs SET status = 'waiting', next_attempt_at = ?2, lease_owner = NULL, \
-             lease_expires_at = NULL, updated_at = ?2 WHERE id = ?1",
-        )
-        .and_then(|mut s| s.execute(params![id, now])),
+            .and_then(|mut s| s.execute(params![id, micros(now)])),
+        RunWrite::Release => conn
+            .prepare_cached(
+                "UPDATE workflow_runs SET status = 'waiting', next_attempt_at = ?2, lease_owner = NULL, \
+                 lease_expires_at = NULL, updated_at = ?2 WHERE id = ?1",
+            )
+            .and_then(|mut s| s.execute(params![id, micros(now)])),
+        RunWrite::Settle {
+            status,
+            error,
+            next_attempt_at,
+            finished_at,
+        } => conn
+            .prepare_cached(
+                "UPDATE workflow_runs SET status = ?2, error = ?3, next_attempt_at = ?4, \
+                 lease_owner = NULL, lease_expires_at = NULL, finished_at = ?5, updated_at = ?6 \
+                 WHERE id = ?1",
+            )
+            .and_then(|mut s| {
+                s.execute(params![
+                    id,
+                    status.as_str(),
+                    error,
+                    micros(next_attempt_at),
+                    finished_at.map(micros),
+                    micros(now)
+                ])
+            }),
     };
     result.map(|_| ()).map_err(sql_error)
 }

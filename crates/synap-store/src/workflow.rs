@@ -209,6 +209,105 @@ pub fn clip_error(error: &str) -> String {
     clipped
 }
 
+/// The end of a lease of `lease` starting `now`.
+pub fn lease_end(now: Timestamp, lease: Duration) -> StoreResult<Timestamp> {
+    let lease = jiff::SignedDuration::try_from(lease)
+        .map_err(|e| StoreError::InvalidInput(format!("lease: {e}")))?;
+    now.checked_add(lease)
+        .map_err(|e| StoreError::InvalidInput(format!("lease: {e}")))
+}
+
+/// A step execution as every backend stores it (the step row's new values).
+#[derive(Debug, Clone, PartialEq)]
+pub struct StepRecord<'a> {
+    pub status: StepStatus,
+    /// The output of a succeeded execution (checked against the limits).
+    pub output: Option<&'a serde_json::Value>,
+    /// The clipped error of a failed one.
+    pub error: Option<String>,
+    /// Set when the step is done for good (succeeded, or failed finally).
+    pub finished_at: Option<Timestamp>,
+    pub duration_us: i64,
+}
+
+impl StepResult {
+    /// What a backend writes for this execution at `now`.
+    pub fn record(&self, now: Timestamp) -> StoreResult<StepRecord<'_>> {
+        let duration_us = self.duration.as_micros().min(i64::MAX as u128) as i64;
+        Ok(match &self.outcome {
+            StepOutcome::Succeeded(output) => {
+                check_output(&self.name, output)?;
+                StepRecord {
+                    status: StepStatus::Succeeded,
+                    output: Some(output),
+                    error: None,
+                    finished_at: Some(now),
+                    duration_us,
+                }
+            }
+            StepOutcome::Failed {
+                error,
+                final_failure,
+            } => StepRecord {
+                status: if *final_failure {
+                    StepStatus::Failed
+                } else {
+                    StepStatus::Pending
+                },
+                output: None,
+                error: Some(clip_error(error)),
+                finished_at: final_failure.then_some(now),
+                duration_us,
+            },
+        })
+    }
+}
+
+/// How a backend writes a [`RunTransition`] to the run row.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RunWrite {
+    /// Only `updated_at` moves (the lease is kept).
+    Touch,
+    /// The lease ends and the run becomes claimable again at once, without
+    /// counting a failure.
+    Release,
+    /// The lease ends and the run takes these values.
+    Settle {
+        status: RunStatus,
+        error: Option<String>,
+        next_attempt_at: Timestamp,
+        finished_at: Option<Timestamp>,
+    },
+}
+
+impl RunTransition {
+    /// The row write this transition means at `now`.
+    pub fn write(&self, now: Timestamp) -> RunWrite {
+        match self {
+            RunTransition::Continue => RunWrite::Touch,
+            RunTransition::Release => RunWrite::Release,
+            RunTransition::Succeeded => RunWrite::Settle {
+                status: RunStatus::Succeeded,
+                error: None,
+                next_attempt_at: now,
+                finished_at: Some(now),
+            },
+            RunTransition::Failed { error } => RunWrite::Settle {
+                status: RunStatus::Failed,
+                error: Some(clip_error(error)),
+                next_attempt_at: now,
+                finished_at: Some(now),
+            },
+            RunTransition::RetryAt { at, error } => RunWrite::Settle {
+                status: RunStatus::Waiting,
+                error: Some(clip_error(error)),
+                next_attempt_at: *at,
+                finished_at: None,
+            },
+        }
+    }
+}
+
 /// A run as stored.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct RunView {

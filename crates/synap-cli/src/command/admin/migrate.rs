@@ -120,15 +120,7 @@ pub async fn run(global: &GlobalArgs, args: &Args) -> Result<(), CliError> {
             "rebuilt {} entities and {} relations from {} events",
             copied.rebuild.entities, copied.rebuild.relations, copied.rebuild.events
         ))?;
-        for difference in &verify.differences {
-            out.line(difference)?;
-        }
-        if clean {
-            out.line(format!(
-                "verified {} events; the projections match the log",
-                verify.events_checked
-            ))?;
-        }
+        super::print_verify(&out, &verify)?;
     }
     if clean {
         Ok(())

@@ -65,3 +65,21 @@ async fn verify_with_progress(
     bar.finish_and_clear();
     report
 }
+
+/// Prints a verify report for people: each difference and warning, then, when
+/// it is clean, how many events it checked.
+fn print_verify(
+    out: &crate::output::Output,
+    report: &synap_store::VerifyReport,
+) -> Result<(), CliError> {
+    for line in report.differences.iter().chain(&report.warnings) {
+        out.line(line)?;
+    }
+    if report.is_clean() {
+        out.line(format!(
+            "verified {} events; the projections match the log",
+            report.events_checked
+        ))?;
+    }
+    Ok(())
+}

@@ -74,15 +74,7 @@ pub async fn run(global: &GlobalArgs, args: &Args) -> Result<(), CliError> {
             "restored {} events (up to position {}) and {} object files from a backup of {}",
             manifest.events, manifest.head_position, manifest.object_files, manifest.created_at
         ))?;
-        for difference in &verify.differences {
-            out.line(difference)?;
-        }
-        if clean {
-            out.line(format!(
-                "verified {} events; the projections match the log",
-                verify.events_checked
-            ))?;
-        }
+        super::print_verify(&out, &verify)?;
     }
     if clean {
         Ok(())

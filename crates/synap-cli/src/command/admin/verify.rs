@@ -9,15 +9,7 @@ pub async fn run(context: &Context) -> Result<(), CliError> {
     if context.out.is_json() {
         context.out.document(&report)?;
     } else {
-        for difference in &report.differences {
-            context.out.line(difference)?;
-        }
-        if report.is_clean() {
-            context.out.line(format!(
-                "checked {} events; the projections match the log",
-                report.events_checked
-            ))?;
-        }
+        super::print_verify(&context.out, &report)?;
     }
     if report.is_clean() {
         Ok(())
