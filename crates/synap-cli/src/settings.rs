@@ -45,6 +45,13 @@ pub struct WorkflowFileSettings {
     pub ai_base_url: Option<String>,
     pub ai_api_key: Option<Secret>,
     pub ai_timeout_ms: Option<String>,
+    pub embedding_provider: Option<String>,
+    pub embedding_model_dir: Option<String>,
+    pub embedding_model: Option<String>,
+    pub embedding_base_url: Option<String>,
+    pub embedding_api_key: Option<Secret>,
+    pub embedding_dimensions: Option<String>,
+    pub embedding_timeout_ms: Option<String>,
 }
 
 /// Workers `synap serve` starts unless `SYNAP_WORKERS` says otherwise (`0`: none,
@@ -59,6 +66,8 @@ pub struct WorkflowSettings {
     pub lease: std::time::Duration,
     pub time_zone: jiff::tz::TimeZone,
     pub analyzer: synap_ai::AnalyzerConfig,
+    /// The embedding model for semantic search (provider `none` by default).
+    pub embedding: synap_ai::EmbeddingConfig,
 }
 
 /// The object store keys of `synap.toml` (`object_store = "s3"`, `s3_bucket`, …),
@@ -129,6 +138,13 @@ pub struct FileSettings {
     pub ai_base_url: Option<String>,
     pub ai_api_key: Option<String>,
     pub ai_timeout_ms: Option<u64>,
+    pub embedding_provider: Option<String>,
+    pub embedding_model_dir: Option<String>,
+    pub embedding_model: Option<String>,
+    pub embedding_base_url: Option<String>,
+    pub embedding_api_key: Option<String>,
+    pub embedding_dimensions: Option<u32>,
+    pub embedding_timeout_ms: Option<u64>,
 }
 
 /// The server keys of `synap.toml`, kept for [`Settings::server_config`].
@@ -284,6 +300,13 @@ impl Settings {
             ai_base_url: file.ai_base_url,
             ai_api_key: file.ai_api_key.map(Secret),
             ai_timeout_ms: file.ai_timeout_ms.map(|ms| ms.to_string()),
+            embedding_provider: file.embedding_provider,
+            embedding_model_dir: file.embedding_model_dir,
+            embedding_model: file.embedding_model,
+            embedding_base_url: file.embedding_base_url,
+            embedding_api_key: file.embedding_api_key.map(Secret),
+            embedding_dimensions: file.embedding_dimensions.map(|n| n.to_string()),
+            embedding_timeout_ms: file.embedding_timeout_ms.map(|ms| ms.to_string()),
         };
         self
     }
@@ -463,7 +486,11 @@ impl Settings {
     /// (`SYNAP_TIME_ZONE`, an IANA name; default the system's, else UTC), and the
     /// analyzer of `capture.enrich` (`SYNAP_AI_PROVIDER` local|anthropic|openai,
     /// `SYNAP_AI_MODEL`, `SYNAP_AI_BASE_URL`, `SYNAP_AI_API_KEY`,
-    /// `SYNAP_AI_TIMEOUT_MS`). The provider itself checks what it needs when built.
+    /// `SYNAP_AI_TIMEOUT_MS`), and the embedding model of semantic search
+    /// (`SYNAP_EMBEDDING_PROVIDER` none|local|openai, `SYNAP_EMBEDDING_MODEL_DIR`,
+    /// `SYNAP_EMBEDDING_MODEL`, `SYNAP_EMBEDDING_BASE_URL`,
+    /// `SYNAP_EMBEDDING_API_KEY`, `SYNAP_EMBEDDING_DIMENSIONS`,
+    /// `SYNAP_EMBEDDING_TIMEOUT_MS`). The providers check what they need when built.
     pub fn workflows(
         &self,
         env: &dyn Fn(&str) -> Option<String>,
@@ -543,11 +570,13 @@ impl Settings {
                 )
             })?;
         }
+        let embedding = embedding_config(env, &self.workflows)?;
         Ok(WorkflowSettings {
             workers,
             lease,
             time_zone,
             analyzer,
+            embedding,
         })
     }
 
@@ -558,6 +587,78 @@ impl Settings {
             None => Ok(Database::Sqlite(self.data_dir.join(self.database_file))),
         }
     }
+}
+
+/// The embedding keys of [`Settings::workflows`].
+fn embedding_config(
+    env: &dyn Fn(&str) -> Option<String>,
+    file: &WorkflowFileSettings,
+) -> Result<synap_ai::EmbeddingConfig, CliError> {
+    let file = file.clone();
+    let mut config = synap_ai::EmbeddingConfig::default();
+    if let Some((value, source)) = layered(
+        env,
+        "SYNAP_EMBEDDING_PROVIDER",
+        file.embedding_provider,
+        "embedding_provider",
+    ) {
+        config.provider = value.parse().map_err(|e: String| invalid(&source, e))?;
+    }
+    config.model_dir = layered(
+        env,
+        "SYNAP_EMBEDDING_MODEL_DIR",
+        file.embedding_model_dir,
+        "embedding_model_dir",
+    )
+    .map(|(v, _)| PathBuf::from(v));
+    config.model = layered(
+        env,
+        "SYNAP_EMBEDDING_MODEL",
+        file.embedding_model,
+        "embedding_model",
+    )
+    .map(|(v, _)| v);
+    config.base_url = layered(
+        env,
+        "SYNAP_EMBEDDING_BASE_URL",
+        file.embedding_base_url,
+        "embedding_base_url",
+    )
+    .map(|(v, _)| v);
+    config.api_key = layered(
+        env,
+        "SYNAP_EMBEDDING_API_KEY",
+        file.embedding_api_key.map(|s| s.0),
+        "embedding_api_key",
+    )
+    .map(|(v, _)| synap_ai::ApiKey::new(v));
+    if let Some((value, source)) = layered(
+        env,
+        "SYNAP_EMBEDDING_DIMENSIONS",
+        file.embedding_dimensions,
+        "embedding_dimensions",
+    ) {
+        config.dimensions = Some(value.trim().parse().map_err(|_| {
+            invalid(
+                &source,
+                format!("{value:?} is not a vector length like 1536"),
+            )
+        })?);
+    }
+    if let Some((value, source)) = layered(
+        env,
+        "SYNAP_EMBEDDING_TIMEOUT_MS",
+        file.embedding_timeout_ms,
+        "embedding_timeout_ms",
+    ) {
+        config.timeout_ms = value.trim().parse().map_err(|_| {
+            invalid(
+                &source,
+                format!("{value:?} is not a number of milliseconds"),
+            )
+        })?;
+    }
+    Ok(config)
 }
 
 impl FileSettings {

@@ -4,11 +4,16 @@
 //! process of its own). Both stop between steps on shutdown: a run in the middle
 //! of a step finishes that step or, past the grace period, is left to its lease
 //! and picked up by another worker.
+//!
+//! With an embedding model configured, the same processes also run the search
+//! indexer (`synap_flows::Indexer`), which keeps vectors current in the background.
 
 use crate::error::CliError;
 use crate::settings::WorkflowSettings;
 use std::sync::Arc;
 use std::time::Duration;
+use synap_ai::Embedder;
+use synap_flows::Indexer;
 use synap_store::{Clock, Store};
 use synap_workflow::engine::owner_name;
 use synap_workflow::testing::TEST_WORKFLOWS_ENV;
@@ -19,18 +24,27 @@ use tokio::task::JoinHandle;
 /// Longest the workers get to finish their current steps after shutdown began.
 pub const STOP_GRACE: Duration = Duration::from_secs(10);
 
+/// The configured embedding model, loaded (a local model's files are read here,
+/// so a bad setting stops the start with one line); `None` when there is none.
+pub fn embedder(settings: &WorkflowSettings) -> Result<Option<Arc<dyn Embedder>>, CliError> {
+    synap_ai::build_embedder(&settings.embedding)
+        .map_err(|e| CliError::usage(format!("{e}; see SYNAP_EMBEDDING_* in the README")))
+}
+
 /// The registry this process runs: the product's workflows, plus the test
 /// workflows when [`TEST_WORKFLOWS_ENV`] names a directory (process-level tests).
 pub fn registry(
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
     settings: &WorkflowSettings,
+    embedder: Option<Arc<dyn Embedder>>,
 ) -> Result<Registry, CliError> {
     let analyzer = synap_ai::build_analyzer(&settings.analyzer)
         .map_err(|e| CliError::usage(format!("{e}; see SYNAP_AI_* in the README")))?;
     let config = synap_flows::FlowsConfig {
         analyzer,
         time_zone: settings.time_zone.clone(),
+        embedder,
     };
     let mut registry = synap_flows::registry(store, clock, &config);
     if let Some(dir) = std::env::var_os(TEST_WORKFLOWS_ENV) {
@@ -39,15 +53,17 @@ pub fn registry(
     Ok(registry)
 }
 
-/// Workers running in this process.
+/// Workers (and the search indexer, if any) running in this process.
 #[derive(Debug)]
 pub struct Workers {
     handles: Vec<JoinHandle<TickReport>>,
+    indexer: Option<JoinHandle<()>>,
     stop: watch::Sender<bool>,
 }
 
 impl Workers {
-    /// Starts `count` workers on `registry`.
+    /// Starts `count` workers on `registry`, and the search indexer when an
+    /// embedding model is given.
     pub fn start(
         store: Arc<dyn Store>,
         clock: Arc<dyn Clock>,
@@ -55,8 +71,12 @@ impl Workers {
         settings: &WorkflowSettings,
         count: usize,
         observer: Arc<dyn Observer>,
+        embedder: Option<Arc<dyn Embedder>>,
     ) -> Workers {
         let (stop, stopped) = watch::channel(false);
+        let indexer = embedder.map(|embedder| {
+            tokio::spawn(Indexer::new(store.clone(), embedder).run(stopped.clone()))
+        });
         let base = WorkerConfig::new(owner_name(0)).with_lease(settings.lease);
         let handles = spawn_workers(
             store,
@@ -67,7 +87,11 @@ impl Workers {
             observer,
             stopped,
         );
-        Workers { handles, stop }
+        Workers {
+            handles,
+            indexer,
+            stop,
+        }
     }
 
     pub fn count(&self) -> usize {
@@ -85,6 +109,9 @@ impl Workers {
                 if let Ok(report) = handle.await {
                     total.add(&report);
                 }
+            }
+            if let Some(indexer) = self.indexer {
+                let _ = indexer.await;
             }
         };
         let _ = tokio::time::timeout(STOP_GRACE, waiting).await;

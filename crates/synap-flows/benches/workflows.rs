@@ -301,6 +301,7 @@ async fn capture(backend: &Backend, window: Duration) {
     let config = FlowsConfig {
         analyzer: Arc::new(synap_ai::LocalAnalyzer::new()),
         time_zone: jiff::tz::TimeZone::UTC,
+        embedder: None,
     };
     let registry = synap_flows::registry(backend.store.clone(), Arc::new(SystemClock), &config);
     let (handles, stopper) = workers(backend, registry, 1, 8);

@@ -17,9 +17,16 @@
 //!    id is derived from the run, so an `apply` that runs again after a crash
 //!    replays instead of applying twice.
 //!
+//! 3. **`embed`** — indexes the note, as it is after `apply`, for semantic search
+//!    with the configured embedding model ([`crate::index::Indexer`]), so the
+//!    capture is found by meaning once its run is done. Without a model the step
+//!    records `skipped`; the background indexer covers anything a failed `embed`
+//!    left out.
+//!
 //! A note deleted before its run gets to it is left alone (the run succeeds with
 //! `skipped`).
 
+use crate::index::{IndexError, Indexer};
 use jiff::Timestamp;
 use jiff::tz::TimeZone;
 use serde::{Deserialize, Serialize};
@@ -49,6 +56,8 @@ pub const ANALYZE_BACKOFF_MAX: Duration = Duration::from_secs(30);
 pub const ANALYZE_TIMEOUT: Duration = Duration::from_secs(120);
 /// Executions of `apply` (a store error, a concurrent edit) before the run fails.
 pub const APPLY_ATTEMPTS: u32 = 5;
+/// Attempts of `embed` (an embedding endpoint may be briefly down).
+pub const EMBED_ATTEMPTS: u32 = 3;
 /// The fallback title: this many characters of the text.
 pub const FALLBACK_TITLE_CHARS: usize = 100;
 /// The tag the fallback gives, so that unanalysed captures can be found.
@@ -116,6 +125,8 @@ pub struct EnrichContext {
     pub clock: Arc<dyn Clock>,
     /// Relative dates ("tomorrow at 3pm") resolve in this zone.
     pub time_zone: TimeZone,
+    /// Indexes notes for semantic search; `None` without an embedding model.
+    pub indexer: Option<Indexer>,
 }
 
 impl std::fmt::Debug for EnrichContext {
@@ -123,6 +134,7 @@ impl std::fmt::Debug for EnrichContext {
         f.debug_struct("EnrichContext")
             .field("analyzer", &self.analyzer)
             .field("time_zone", &self.time_zone)
+            .field("indexer", &self.indexer)
             .finish_non_exhaustive()
     }
 }
@@ -130,6 +142,7 @@ impl std::fmt::Debug for EnrichContext {
 /// The `capture.enrich` definition.
 pub fn capture_enrich(context: Arc<EnrichContext>) -> Workflow {
     let analyze_context = context.clone();
+    let apply_context = context.clone();
     let analyze_policy = RetryPolicy::attempts(ANALYZE_ATTEMPTS)
         .with_backoff(ANALYZE_BACKOFF_INITIAL, ANALYZE_BACKOFF_MAX);
     Workflow::new(CAPTURE_ENRICH)
@@ -142,8 +155,18 @@ pub fn capture_enrich(context: Arc<EnrichContext>) -> Workflow {
             RetryPolicy::attempts(APPLY_ATTEMPTS),
             synap_workflow::definition::STEP_TIMEOUT_DEFAULT,
             move |step| {
-                let context = context.clone();
+                let context = apply_context.clone();
                 async move { apply(&context, &step).await }
+            },
+        )
+        .step_with(
+            "embed",
+            RetryPolicy::attempts(EMBED_ATTEMPTS)
+                .with_backoff(ANALYZE_BACKOFF_INITIAL, ANALYZE_BACKOFF_MAX),
+            ANALYZE_TIMEOUT,
+            move |step| {
+                let context = context.clone();
+                async move { embed(&context, &step).await }
             },
         )
 }
@@ -327,6 +350,22 @@ async fn apply(context: &EnrichContext, step: &StepContext) -> Result<Value, Ste
             "the note was deleted before the analysis was applied",
         )),
         Err(error) => Err(store_failure(error)),
+    }
+}
+
+async fn embed(context: &EnrichContext, step: &StepContext) -> Result<Value, StepError> {
+    let Some(indexer) = &context.indexer else {
+        return Ok(skipped("no embedding model is configured"));
+    };
+    let input = input_of(step)?;
+    let Some(note) = live_note(context.store.as_ref(), &step.scope, input.entity_id).await? else {
+        return Ok(skipped("the note was deleted before it was indexed"));
+    };
+    match indexer.index_entity(&step.scope, &note).await {
+        Ok(chunks) => Ok(json!({ "model": indexer.model(), "chunks": chunks })),
+        Err(IndexError::Store(error)) => Err(store_failure(error)),
+        Err(IndexError::Embedding(error)) if error.is_retryable() => Err(retry(error)),
+        Err(IndexError::Embedding(error)) => Err(StepError::non_retryable(error)),
     }
 }
 

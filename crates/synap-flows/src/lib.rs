@@ -2,20 +2,30 @@
 //! product runs on the engine of `synap-workflow`.
 //!
 //! - [`enrich`]: `capture.enrich` — analyse a captured thought (title, tags, type,
-//!   due date and priority) and apply the result as ordinary events.
+//!   due date and priority), apply the result as ordinary events, and index the
+//!   note for semantic search.
+//! - [`index`]: the search indexer — keeps every live entity's vectors current
+//!   for the configured embedding model, in the background (not a workflow: one
+//!   idempotent loop over derived data).
+//! - [`search`]: search in full-text, semantic and hybrid modes, for the HTTP API
+//!   and the CLI.
 //!
 //! [`registry`] builds the set that `synap serve` and `synap worker` run, from the
 //! configured AI providers.
 
 pub mod enrich;
+pub mod index;
+pub mod search;
 
 use jiff::tz::TimeZone;
 use std::sync::Arc;
-use synap_ai::Analyzer;
+use synap_ai::{Analyzer, Embedder};
 use synap_store::{Clock, Store};
 use synap_workflow::Registry;
 
 pub use enrich::{CAPTURE_ENRICH, capture_enrich_run};
+pub use index::Indexer;
+pub use search::{SearchError, SearchMode, search};
 
 /// What the workflows need from the process that runs them.
 #[derive(Debug, Clone)]
@@ -23,13 +33,20 @@ pub struct FlowsConfig {
     pub analyzer: Arc<dyn Analyzer>,
     /// Where relative dates in captured text resolve (`SYNAP_TIME_ZONE`).
     pub time_zone: TimeZone,
+    /// The embedding model for semantic search, if one is configured.
+    pub embedder: Option<Arc<dyn Embedder>>,
 }
 
 /// Every workflow of the product, on `store`.
 pub fn registry(store: Arc<dyn Store>, clock: Arc<dyn Clock>, config: &FlowsConfig) -> Registry {
     let mut registry = Registry::new();
+    let indexer = config
+        .embedder
+        .clone()
+        .map(|embedder| index::Indexer::new(store.clone(), embedder));
     registry.register(enrich::capture_enrich(Arc::new(enrich::EnrichContext {
         store,
+        indexer,
         analyzer: config.analyzer.clone(),
         clock,
         time_zone: config.time_zone.clone(),

@@ -375,6 +375,27 @@ pub fn render_queue_depth(out: &mut String, depth: &[QueueDepth]) {
     }
 }
 
+/// How far the search index is for the configured model: live entities whose
+/// vectors are current, and those waiting for the indexer (after a model change,
+/// all of them).
+pub fn render_index_status(
+    out: &mut String,
+    model: &str,
+    status: synap_store::vectors::IndexStatus,
+) {
+    out.push_str(
+        "# HELP synap_search_index_entities Live entities by search-vector state for the configured embedding model.\n\
+         # TYPE synap_search_index_entities gauge\n",
+    );
+    for (state, count) in [("indexed", status.indexed), ("pending", status.pending)] {
+        let _ = writeln!(
+            out,
+            "synap_search_index_entities{{model=\"{}\",state=\"{state}\"}} {count}",
+            escape(model)
+        );
+    }
+}
+
 impl Observer for Metrics {
     fn step_finished(&self, workflow: &str, step: &str, ok: bool, duration: Duration) {
         let outcome = if ok { "ok" } else { "error" };

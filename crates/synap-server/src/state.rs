@@ -11,6 +11,7 @@ use crate::metrics::Metrics;
 use crate::routes::health::HealthProbe;
 use std::ops::Deref;
 use std::sync::Arc;
+use synap_ai::Embedder;
 use synap_store::{Clock, Store};
 use tokio::sync::watch;
 
@@ -31,6 +32,9 @@ pub struct Shared {
     pub tokens: TokenCache,
     /// `/health`'s last database probe (see `routes::health`).
     pub health: HealthProbe,
+    /// The embedding model of semantic and hybrid search; `None` when none is
+    /// configured (those modes then answer 422 `semantic_unavailable`).
+    pub embedder: Option<Arc<dyn Embedder>>,
 }
 
 impl Deref for AppState {
@@ -56,6 +60,7 @@ impl AppState {
         config: ServerConfig,
         clock: Arc<dyn Clock>,
         database: &'static str,
+        embedder: Option<Arc<dyn Embedder>>,
     ) -> (AppState, watch::Sender<bool>) {
         let (shutdown_tx, shutdown) = watch::channel(false);
         let state = AppState(Arc::new(Shared {
@@ -67,6 +72,7 @@ impl AppState {
             database,
             tokens: TokenCache::default(),
             health: HealthProbe::default(),
+            embedder,
         }));
         (state, shutdown_tx)
     }

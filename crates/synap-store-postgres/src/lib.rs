@@ -15,6 +15,7 @@
 //!   that commits late; `LISTEN/NOTIFY` only wakes readers.
 //! - Search: `tsvector` over the same folded text as SQLite plus `pg_trgm` for
 //!   substrings and CJK.
+//!   Semantic search compares stored vectors exactly ([`vectors`]).
 //! - Row-level security is enabled and forced on every user-owned table; the
 //!   store works as the role `synap_app`, and a user-scoped transaction sets
 //!   `synap.user_id`, so even an unscoped query inside it sees only that user.
@@ -24,7 +25,7 @@
 //! [`project`] (projection updates), [`feed`] (the global feed), [`read`]
 //! (queries), [`admin`] (rebuild, verify, stats), [`accounts`] (users, API
 //! tokens, sessions), [`transfer`] (copying a whole embedded instance in, for
-//! `synap admin migrate`).
+//! `synap admin migrate`), [`vectors`] (search vectors).
 
 mod accounts;
 mod admin;
@@ -39,6 +40,7 @@ mod store;
 #[cfg(feature = "testing")]
 pub mod testing;
 mod transfer;
+mod vectors;
 mod workflow;
 mod write;
 

@@ -27,9 +27,9 @@ use synap_store::{
 };
 
 /// A query parameter owned by a dynamically built statement.
-type Param = Box<dyn ToSql + Sync>;
+pub(crate) type Param = Box<dyn ToSql + Sync>;
 
-fn param_refs(params: &[Param]) -> Vec<&(dyn ToSql + Sync)> {
+pub(crate) fn param_refs(params: &[Param]) -> Vec<&(dyn ToSql + Sync)> {
     params
         .iter()
         .map(|p| p.as_ref() as &(dyn ToSql + Sync))

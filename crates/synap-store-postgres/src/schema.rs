@@ -269,6 +269,8 @@ CREATE POLICY entity_attachments_of_user ON entity_attachments
   USING (user_id = coalesce((SELECT nullif(current_setting('synap.user_id', true), '')::uuid), user_id))
   WITH CHECK (user_id = coalesce((SELECT nullif(current_setting('synap.user_id', true), '')::uuid), user_id));
 "#,
+    // 5: search vectors (derived; see `vectors`), under row-level security.
+    crate::vectors::SCHEMA,
 ];
 
 /// The version of snapshot states; bump it when `EntityState` changes shape so

@@ -39,7 +39,7 @@ pub const WORKFLOW_TABLES: &[&str] = &["workflow_runs", "workflow_steps", "workf
 /// those steps again, which every step must tolerate anyway (at-least-once,
 /// idempotency keys) — but never a user's acknowledged write or a run's
 /// enqueueing, which commit durably. Consistency is unaffected.
-fn relax_commit(conn: &mut Conn) -> StoreResult<()> {
+pub(crate) fn relax_commit(conn: &mut Conn) -> StoreResult<()> {
     conn.execute("SET LOCAL synchronous_commit = off", &[])?;
     Ok(())
 }

@@ -12,6 +12,7 @@
 //! `WriteTransaction` implementation), [`project`] (projection updates),
 //! [`read`] (queries), [`admin`] (rebuild, verify, stats), [`accounts`] (users,
 //! API tokens, sessions), [`backup`] (online snapshots for `synap admin backup`),
+//! [`vectors`] (search vectors and the exact nearest-neighbour scan),
 //! [`transfer`] (reading a whole instance out for
 //! `synap admin migrate`).
 
@@ -25,6 +26,7 @@ mod read;
 mod schema;
 mod store;
 mod transfer;
+mod vectors;
 mod workflow;
 mod writer;
 

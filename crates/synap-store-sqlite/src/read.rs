@@ -473,18 +473,13 @@ pub fn search(
         "e.user_id = ?2".into(),
         "e.deleted_at IS NULL".into(),
     ];
-    if let Some(entity_type) = request.entity_type {
-        args.push(SqlValue::Text(entity_type.as_str().into()));
-        conditions.push(format!("e.type = ?{}", args.len()));
-    }
-    if let Some(tag) = &request.tag {
-        args.push(SqlValue::Text(tag_key(tag.trim().trim_start_matches('#'))));
-        conditions.push(format!(
-            "EXISTS (SELECT 1 FROM entity_tags et JOIN tags t ON t.rowid = et.tag_rowid \
-             WHERE et.entity_rowid = e.rowid AND t.user_id = ?2 AND t.key = ?{})",
-            args.len()
-        ));
-    }
+    push_type_and_tag(
+        request.entity_type,
+        request.tag.as_deref(),
+        "?2",
+        &mut args,
+        &mut conditions,
+    );
     args.push(SqlValue::Integer(i64::from(limit)));
     sql.push_str(&format!(
         " WHERE {} ORDER BY rank LIMIT ?{}",
@@ -524,6 +519,29 @@ pub fn search(
         });
     }
     Ok(hits)
+}
+
+/// Adds a search's filters on the entity row `e`: its type, and a tag of the user
+/// bound at `user_param` (`?1`, `?2`, …).
+pub(crate) fn push_type_and_tag(
+    entity_type: Option<synap_domain::entity::EntityType>,
+    tag: Option<&str>,
+    user_param: &str,
+    args: &mut Vec<SqlValue>,
+    conditions: &mut Vec<String>,
+) {
+    if let Some(entity_type) = entity_type {
+        args.push(SqlValue::Text(entity_type.as_str().into()));
+        conditions.push(format!("e.type = ?{}", args.len()));
+    }
+    if let Some(tag) = tag {
+        args.push(SqlValue::Text(tag_key(tag.trim().trim_start_matches('#'))));
+        conditions.push(format!(
+            "EXISTS (SELECT 1 FROM entity_tags et JOIN tags t ON t.rowid = et.tag_rowid \
+             WHERE et.entity_rowid = e.rowid AND t.user_id = {user_param} AND t.key = ?{})",
+            args.len()
+        ));
+    }
 }
 
 pub fn read_events(

@@ -9,7 +9,9 @@
 //!   and `sessions` (keyed by the SHA-256 of the cookie value);
 //! - projections, rebuildable from the log at any time: `entities`, `tags`,
 //!   `entity_tags`, `task_details`, `relations`, `search` (FTS5);
-//! - caches: `snapshots`.
+//! - caches: `snapshots`;
+//! - derived from the projections and an embedding model: `vector_sources` and
+//!   `vectors` (semantic search; see [`crate::vectors`]).
 
 use rusqlite::Connection;
 
@@ -214,6 +216,8 @@ ALTER TABLE contents ADD COLUMN object_key TEXT;
 "#,
         attachments_projection!()
     ),
+    // 5: search vectors (derived; see `vectors`).
+    crate::vectors::SCHEMA,
 ];
 
 /// The version of snapshot states; bump it when `EntityState` changes shape so

@@ -236,15 +236,17 @@ fn write_tx<T>(
     }
 }
 
-/// [`write_tx`] for the engine's own bookkeeping (claims, heartbeats, step
-/// results, schedule firings), committed with `synchronous=NORMAL` even on a
+/// [`write_tx`] for writes that can be done again: the engine's own bookkeeping
+/// (claims, heartbeats, step results, schedule firings) and search vectors,
+/// committed with `synchronous=NORMAL` even on a
 /// durable store: the commit is not fsynced by itself but by the next durable
 /// commit or checkpoint (the WAL is sequential), so a power cut can forget at
 /// most the last few of these — the engine then runs those steps again, which
-/// every step must tolerate anyway (at-least-once, idempotency keys) — and never
+/// every step must tolerate anyway (at-least-once, idempotency keys), or the
+/// indexer embeds those entities again — and never
 /// a user's acknowledged write or a run's enqueueing, which stay durable. Saves
 /// one fsync per step.
-fn engine_write_tx<T>(
+pub(crate) fn relaxed_write_tx<T>(
     conn: &mut Connection,
     work: impl FnOnce(&Connection) -> StoreResult<T>,
 ) -> StoreResult<T> {
@@ -458,7 +460,7 @@ impl WorkflowStore for SqliteStore {
         }
         let now = self.clock().now();
         let request = request.clone();
-        self.exclusive(move |conn| engine_write_tx(conn, |conn| claim(conn, &request, now)))
+        self.exclusive(move |conn| relaxed_write_tx(conn, |conn| claim(conn, &request, now)))
             .await
     }
 
@@ -467,7 +469,7 @@ impl WorkflowStore for SqliteStore {
         let expires = lease_end(now, extend)?;
         let lease = lease.clone();
         self.exclusive(move |conn| {
-            engine_write_tx(conn, |conn| {
+            relaxed_write_tx(conn, |conn| {
                 if !holds(conn, &lease, now)? {
                     return Ok(Fenced::LeaseLost);
                 }
@@ -496,7 +498,7 @@ impl WorkflowStore for SqliteStore {
         let now = self.clock().now();
         let lease = lease.clone();
         self.exclusive(move |conn| {
-            engine_write_tx(conn, |conn| {
+            relaxed_write_tx(conn, |conn| {
                 if !holds(conn, &lease, now)? {
                     return Ok(Fenced::LeaseLost);
                 }
@@ -705,7 +707,7 @@ impl WorkflowStore for SqliteStore {
         let now = self.clock().now();
         let schedule = schedule.clone();
         self.exclusive(move |conn| {
-            engine_write_tx(conn, |conn| {
+            relaxed_write_tx(conn, |conn| {
                 let moved = conn
                     .prepare_cached(
                         "UPDATE workflow_schedules SET next_fire_at = ?3, updated_at = ?4 \

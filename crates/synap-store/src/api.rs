@@ -651,12 +651,23 @@ pub trait Accounts: Send + Sync {
 /// Everything a backend provides. Consumers hold an `Arc<dyn Store>`; only the
 /// binary picks the backend.
 pub trait Store:
-    EventStore + ReadModel + Maintenance + Accounts + crate::workflow::WorkflowStore
+    EventStore
+    + ReadModel
+    + Maintenance
+    + Accounts
+    + crate::workflow::WorkflowStore
+    + crate::vectors::VectorIndex
 {
 }
 
-impl<T: EventStore + ReadModel + Maintenance + Accounts + crate::workflow::WorkflowStore> Store
-    for T
+impl<
+    T: EventStore
+        + ReadModel
+        + Maintenance
+        + Accounts
+        + crate::workflow::WorkflowStore
+        + crate::vectors::VectorIndex,
+> Store for T
 {
 }
 

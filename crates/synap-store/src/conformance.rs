@@ -39,6 +39,12 @@ use synap_domain::relation::RelationKind;
 use synap_domain::text::preview;
 use synap_domain::{DomainError, StoredEvent};
 use tokio::task::JoinSet;
+
+/// The vector tests live in their own module; the suite's macro finds them here.
+pub use crate::conformance_vectors::{
+    nearest_sees_only_the_callers_live_entities_by_best_chunk,
+    vector_backlog_follows_edits_deletes_and_models,
+};
 use uuid::Uuid;
 
 // ---------------------------------------------------------------------------------
@@ -4390,6 +4396,8 @@ macro_rules! conformance_suite {
             token_names_and_scopes_are_validated,
             sessions_are_created_extended_and_deleted,
             client_logged_events_join_the_callers_own_stream,
+            vector_backlog_follows_edits_deletes_and_models,
+            nearest_sees_only_the_callers_live_entities_by_best_chunk,
         );
         $crate::conformance_suite!(@multi_thread $factory;
             wait_for_events_wakes_promptly_after_another_tasks_commit,

@@ -14,6 +14,9 @@
 //! - [`objects`]: the object store (a local directory or S3) for bodies over the
 //!   inline threshold and attachments; [`attachments`]: attaching, listing and
 //!   reading files of an entity, on any backend.
+//! - [`vectors`]: vectors for semantic search (stored per entity, model and
+//!   chunk; derived, re-made in the background) and the exact nearest-neighbour
+//!   and hybrid (reciprocal rank fusion) searches over them.
 //! - [`fold`]: time travel — state at a version or time from a snapshot and events.
 //! - `conformance` (feature `conformance`): the test suite every backend expands.
 
@@ -25,12 +28,15 @@ pub mod objects;
 pub mod pipeline;
 pub mod progress;
 pub mod transfer;
+pub mod vectors;
 pub mod workflow;
 
 #[cfg(feature = "conformance")]
 pub mod conformance;
 #[cfg(feature = "conformance")]
 pub mod conformance_attachments;
+#[cfg(feature = "conformance")]
+pub mod conformance_vectors;
 #[cfg(feature = "conformance")]
 pub mod conformance_workflow;
 #[cfg(feature = "s3-testing")]

@@ -71,7 +71,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Link(args) => link::run(&context, args).await,
         Command::Unlink(args) => unlink::run(&context, args).await,
         Command::Links(args) => links::run(&context, args).await,
-        Command::Search(args) => search::run(&context, args).await,
+        Command::Search(args) => search::run(&context, &cli.global, args).await,
         Command::Events(args) => events::run(&context, args).await,
         Command::Import(args) => import::run(&context, args).await,
         Command::Export(args) => export::run(&context, args).await,

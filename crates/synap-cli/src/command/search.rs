@@ -1,11 +1,15 @@
-//! `synap search QUERY [--limit N] [--mode fulltext] [--type T] [--tag T]`:
-//! full-text search over titles and content, best first. Semantic and hybrid
-//! modes need an embedding model, which has not landed yet.
+//! `synap search QUERY [--limit N] [--mode fulltext|semantic|hybrid] [--type T]
+//! [--tag T]`: search over titles and content, best first — by words, by meaning
+//! or both (`synap_flows::search`). Semantic and hybrid load the configured
+//! embedding model (`SYNAP_EMBEDDING_*`) to embed the query.
 
+use crate::cli::GlobalArgs;
 use crate::context::Context;
 use crate::error::CliError;
 use crate::input::TypeArg;
 use crate::output::{self, TITLE_CELL_CHARS_MAX};
+use crate::settings::{Overrides, Settings};
+use synap_flows::{SearchError, SearchMode};
 use synap_store::{Page, SearchRequest};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -33,19 +37,47 @@ pub struct Args {
     pub tag: Option<String>,
 }
 
-pub async fn run(context: &Context, args: Args) -> Result<(), CliError> {
-    if args.mode != Mode::Fulltext {
-        return Err(CliError::error(
-            "semantic search needs an embedding model; it is not available yet (use --mode fulltext)",
-        ));
-    }
+pub async fn run(context: &Context, global: &GlobalArgs, args: Args) -> Result<(), CliError> {
+    let (mode, embedder) = match args.mode {
+        Mode::Fulltext => (SearchMode::Fulltext, None),
+        mode => {
+            let settings = Settings::load(Overrides {
+                data_dir: global.data_dir.clone(),
+                database_url: global.database_url.clone(),
+            })?;
+            let flows = settings.workflows(&|name| std::env::var(name).ok())?;
+            let embedder = crate::workers::embedder(&flows)?;
+            let mode = if mode == Mode::Semantic {
+                SearchMode::Semantic
+            } else {
+                SearchMode::Hybrid
+            };
+            (mode, embedder)
+        }
+    };
     let request = SearchRequest {
         query: args.query,
         entity_type: args.entity_type.map(Into::into),
         tag: args.tag,
         limit: args.limit,
     };
-    let hits = context.store.search(&context.scope(), &request).await?;
+    let hits = synap_flows::search(
+        context.store.as_ref(),
+        embedder.as_deref(),
+        &context.scope(),
+        &request,
+        mode,
+    )
+    .await
+    .map_err(|error| match error {
+        SearchError::Store(error) => CliError::from(error),
+        SearchError::Unavailable => CliError::error(
+            "semantic and hybrid search need an embedding model; set SYNAP_EMBEDDING_PROVIDER              (see the README) or use --mode fulltext",
+        ),
+        SearchError::Embedding(error) => {
+            CliError::error(format!("{error}; --mode fulltext still works"))
+        }
+    })?;
     if context.out.is_json() {
         return context.out.document(&Page {
             items: hits,

@@ -66,7 +66,13 @@ pub async fn run(context: &Context, global: &GlobalArgs, args: Args) -> Result<(
     let flows = settings.workflows(&|name| std::env::var(name).ok())?;
     let clock = Arc::new(SystemClock);
     // Built before listening, so a bad AI setting stops the start with one line.
-    let registry = workers::registry(context.store.clone(), clock.clone(), &flows)?;
+    let embedder = workers::embedder(&flows)?;
+    let registry = workers::registry(
+        context.store.clone(),
+        clock.clone(),
+        &flows,
+        embedder.clone(),
+    )?;
 
     // Install the handlers before announcing, so a signal sent right after the
     // announcement is a graceful shutdown, never the default "terminate now".
@@ -117,8 +123,13 @@ pub async fn run(context: &Context, global: &GlobalArgs, args: Args) -> Result<(
         context.out.line(status)?;
     }
 
-    let (state, shutdown_tx) =
-        AppState::new(context.store.clone(), config, clock.clone(), database);
+    let (state, shutdown_tx) = AppState::new(
+        context.store.clone(),
+        config,
+        clock.clone(),
+        database,
+        embedder.clone(),
+    );
     // SYNAP_WORKERS=0: the workflows run in `synap worker` processes instead.
     let running = (flows.workers > 0).then(|| {
         Workers::start(
@@ -128,6 +139,7 @@ pub async fn run(context: &Context, global: &GlobalArgs, args: Args) -> Result<(
             &flows,
             flows.workers,
             state.metrics.clone(),
+            embedder,
         )
     });
     let served = synap_server::serve(listener, state, shutdown_tx, signals.received()).await;

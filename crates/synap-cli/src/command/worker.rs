@@ -46,7 +46,13 @@ pub async fn run(context: &Context, global: &GlobalArgs, args: Args) -> Result<(
     }
     let signals = Signals::install()?;
     let clock = Arc::new(SystemClock);
-    let registry = workers::registry(context.store.clone(), clock.clone(), &flows)?;
+    let embedder = workers::embedder(&flows)?;
+    let registry = workers::registry(
+        context.store.clone(),
+        clock.clone(),
+        &flows,
+        embedder.clone(),
+    )?;
     let mut workflows: Vec<String> = registry.names().map(str::to_string).collect();
     workflows.sort();
     let running = Workers::start(
@@ -56,6 +62,7 @@ pub async fn run(context: &Context, global: &GlobalArgs, args: Args) -> Result<(
         &flows,
         count,
         Arc::new(NoObserver),
+        embedder,
     );
     if context.out.is_json() {
         context.out.json_line(&Announcement {

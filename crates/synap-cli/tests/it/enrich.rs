@@ -4,99 +4,12 @@
 //! local one, or a model provider mocked as a local HTTP server (Anthropic's
 //! Messages API, an OpenAI-compatible endpoint that keeps failing).
 
-use crate::support::{Synap, http, spawn_server};
+use crate::support::{Server, Synap};
 use serde_json::{Value, json};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::process::{Child, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
-
-/// A running `synap serve` with a token of the local owner; killed on drop.
-struct Server {
-    child: Child,
-    address: String,
-    token: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Server {
-    fn start(synap: &Synap, env: &[(&str, &str)]) -> Server {
-        let token = synap
-            .ok(&["token", "create", "--name", "test"])
-            .trim()
-            .to_string();
-        let mut command = synap.command();
-        command
-            .env("SYNAP_TIME_ZONE", "UTC")
-            .env("SYNAP_RATE_LIMIT_USER", "off")
-            .args(["serve", "--listen", "127.0.0.1:0"])
-            .stderr(Stdio::null());
-        for (name, value) in env {
-            command.env(name, value);
-        }
-        let (child, address, _) = spawn_server(command);
-        Server {
-            child,
-            address,
-            token,
-        }
-    }
-
-    fn call(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
-        http(&self.address, method, path, &self.token, body)
-    }
-
-    fn text(&self, path: &str) -> String {
-        let mut stream = TcpStream::connect(&self.address).expect("connect");
-        write!(
-            stream,
-            "GET {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
-            self.address
-        )
-        .expect("write");
-        let mut raw = String::new();
-        stream.read_to_string(&mut raw).expect("read");
-        raw
-    }
-
-    /// Captures `text`; answers (entity id, run id).
-    fn capture(&self, text: &str) -> (String, String) {
-        let (status, answer) = self.call("POST", "/v1/capture", Some(json!({ "text": text })));
-        assert_eq!(status, 202, "{answer}");
-        (
-            answer["entity_id"].as_str().unwrap().to_string(),
-            answer["run_id"].as_str().expect("a run id").to_string(),
-        )
-    }
-
-    /// Polls the run until it has finished.
-    fn finished_run(&self, run_id: &str) -> Value {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let (status, run) = self.call("GET", &format!("/v1/workflows/runs/{run_id}"), None);
-            assert_eq!(status, 200, "{run}");
-            if ["succeeded", "failed", "cancelled"].contains(&run["status"].as_str().unwrap()) {
-                return run;
-            }
-            assert!(Instant::now() < deadline, "the run did not finish: {run}");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    fn entity(&self, id: &str) -> Value {
-        let (status, entity) = self.call("GET", &format!("/v1/entities/{id}"), None);
-        assert_eq!(status, 200, "{entity}");
-        entity
-    }
-}
 
 /// A model provider on a local port: answers every request with `status` and
 /// `body`, counting requests.
@@ -160,7 +73,11 @@ fn a_capture_over_http_is_enriched_by_the_local_provider() {
         .iter()
         .map(|s| s["name"].as_str().unwrap())
         .collect();
-    assert_eq!(steps, ["analyze", "apply"]);
+    assert_eq!(steps, ["analyze", "apply", "embed"]);
+    assert_eq!(
+        run["steps"][2]["output"]["skipped"], "no embedding model is configured",
+        "{run}"
+    );
 
     let note = server.entity(&entity_id);
     assert_eq!(note["type"], "task", "{note}");

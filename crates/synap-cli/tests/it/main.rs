@@ -14,6 +14,7 @@ mod migrate;
 mod notes;
 mod postgres;
 mod search;
+mod semantic;
 mod serve;
 mod settings;
 mod support;

@@ -1,4 +1,5 @@
-//! `synap search`: full-text search, accents folded, and the modes not yet there.
+//! `synap search`: full-text search, accents folded, and what the semantic modes
+//! say without a model (with one: `semantic.rs`).
 
 use crate::support::{Synap, ids, items};
 
@@ -55,14 +56,21 @@ fn search_misses_deleted_notes_and_reports_no_matches() {
 }
 
 #[test]
-fn semantic_and_hybrid_search_are_not_available_yet() {
+fn semantic_and_hybrid_search_without_a_model_say_how_to_configure_one() {
     let synap = Synap::new();
+    synap.add_note("a small cat", &[]);
     for mode in ["semantic", "hybrid"] {
         let message = synap.fails(&["search", "anything", "--mode", mode], 1);
         assert!(
-            message
-                .starts_with("semantic search needs an embedding model; it is not available yet"),
+            message.starts_with(
+                "semantic and hybrid search need an embedding model; set SYNAP_EMBEDDING_PROVIDER"
+            ),
             "{message}"
         );
     }
+    assert_eq!(
+        ids(&synap.json(&["search", "cat"])).len(),
+        1,
+        "full-text still works"
+    );
 }

@@ -1,11 +1,11 @@
 //! The harness: a temporary data directory and helpers that run `synap` in it.
 
-use serde_json::Value;
+use serde_json::{Value, json};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tempfile::TempDir;
 
 /// One isolated Synap instance: a data directory that disappears after the test.
@@ -227,4 +227,89 @@ pub fn http(
         .expect("a status");
     let body = raw.split_once("\r\n\r\n").map_or("", |(_, b)| b);
     (status, serde_json::from_str(body).unwrap_or(Value::Null))
+}
+
+/// A running `synap serve` with a token of the local owner; killed on drop.
+pub struct Server {
+    child: Child,
+    pub address: String,
+    pub token: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Server {
+    pub fn start(synap: &Synap, env: &[(&str, &str)]) -> Server {
+        let token = synap
+            .ok(&["token", "create", "--name", "test"])
+            .trim()
+            .to_string();
+        let mut command = synap.command();
+        command
+            .env("SYNAP_TIME_ZONE", "UTC")
+            .env("SYNAP_RATE_LIMIT_USER", "off")
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .stderr(Stdio::null());
+        for (name, value) in env {
+            command.env(name, value);
+        }
+        let (child, address, _) = spawn_server(command);
+        Server {
+            child,
+            address,
+            token,
+        }
+    }
+
+    pub fn call(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+        http(&self.address, method, path, &self.token, body)
+    }
+
+    pub fn text(&self, path: &str) -> String {
+        let mut stream = TcpStream::connect(&self.address).expect("connect");
+        write!(
+            stream,
+            "GET {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
+            self.address
+        )
+        .expect("write");
+        let mut raw = String::new();
+        stream.read_to_string(&mut raw).expect("read");
+        raw
+    }
+
+    /// Captures `text`; answers (entity id, run id).
+    pub fn capture(&self, text: &str) -> (String, String) {
+        let (status, answer) = self.call("POST", "/v1/capture", Some(json!({ "text": text })));
+        assert_eq!(status, 202, "{answer}");
+        (
+            answer["entity_id"].as_str().unwrap().to_string(),
+            answer["run_id"].as_str().expect("a run id").to_string(),
+        )
+    }
+
+    /// Polls the run until it has finished.
+    pub fn finished_run(&self, run_id: &str) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let (status, run) = self.call("GET", &format!("/v1/workflows/runs/{run_id}"), None);
+            assert_eq!(status, 200, "{run}");
+            if ["succeeded", "failed", "cancelled"].contains(&run["status"].as_str().unwrap()) {
+                return run;
+            }
+            assert!(Instant::now() < deadline, "the run did not finish: {run}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn entity(&self, id: &str) -> Value {
+        let (status, entity) = self.call("GET", &format!("/v1/entities/{id}"), None);
+        assert_eq!(status, 200, "{entity}");
+        entity
+    }
 }

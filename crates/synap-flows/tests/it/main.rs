@@ -73,6 +73,7 @@ impl Fixture {
         let config = FlowsConfig {
             analyzer,
             time_zone: TimeZone::get("Europe/Berlin").unwrap(),
+            embedder: None,
         };
         let registry = registry(self.store.clone(), self.clock.clone(), &config);
         Worker::new(
@@ -194,7 +195,11 @@ async fn a_captured_task_gets_its_title_tags_type_and_due_date(f: Fixture) {
     assert_eq!(run.run.status, RunStatus::Succeeded);
     assert_eq!(run.run.trigger_position, Some(history.items[0].position));
     let names: Vec<_> = run.steps.iter().map(|s| s.name.as_str()).collect();
-    assert_eq!(names, ["analyze", "apply"]);
+    assert_eq!(names, ["analyze", "apply", "embed"]);
+    assert_eq!(
+        run.steps[2].output,
+        Some(serde_json::json!({ "skipped": "no embedding model is configured" }))
+    );
 }
 
 async fn the_analysis_falls_back_after_its_retries(f: Fixture) {

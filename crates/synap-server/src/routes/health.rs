@@ -175,7 +175,8 @@ pub async fn ready(State(state): State<AppState>) -> Result<Json<Ready>, ApiErro
     Ok(Json(Ready { status: "ready" }))
 }
 
-/// Request, command, stream and workflow figures in the Prometheus text format.
+/// Request, command, stream, workflow and search-index figures in the Prometheus
+/// text format.
 #[utoipa::path(
     get,
     path = "/metrics",
@@ -190,6 +191,11 @@ pub async fn metrics_text(State(state): State<AppState>) -> Response {
     // answer (the scrape still shows this process's own figures).
     if let Ok(depth) = state.store.queue_depth().await {
         metrics::render_queue_depth(&mut text, &depth);
+    }
+    if let Some(embedder) = &state.embedder
+        && let Ok(status) = state.store.index_status(embedder.model_id()).await
+    {
+        metrics::render_index_status(&mut text, embedder.model_id(), status);
     }
     (
         [

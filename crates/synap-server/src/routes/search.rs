@@ -1,7 +1,8 @@
-//! `GET /v1/search`: full-text search over titles and content of the caller's live
-//! entities, best first, with highlighted snippets. Semantic and hybrid modes need
-//! an embedding model; until one is configured they answer a clear 422
-//! (`semantic_unavailable`) and full-text keeps working.
+//! `GET /v1/search`: search over titles and content of the caller's live
+//! entities, best first, with snippets — by words (`fulltext`, with highlighted
+//! matches), by meaning (`semantic`) or both merged (`hybrid`); the modes are
+//! `synap_flows::search`. Semantic and hybrid need an embedding model; without one
+//! they answer a clear 422 (`semantic_unavailable`) and full-text keeps working.
 
 use super::dto::{CanRead, CommonErrors, EntityType, Problem, SearchHit, SearchResults};
 use super::entities::page_limit;
@@ -13,6 +14,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use serde::Deserialize;
 use synap_domain::limits::SEARCH_QUERY_CHARS_MAX;
+use synap_flows::{SearchError, SearchMode as FlowsMode};
 use synap_store::SearchRequest;
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
@@ -69,6 +71,7 @@ struct SearchQuery {
         (status = 200, description = "Hits, best first, with score and highlighted snippet.", body = SearchResults),
         (status = 400, description = "A missing or malformed parameter (`invalid_query`), or a query with nothing to search for (`invalid_input`).", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "`q` is blank or over 1,000 characters (`validation_failed`, field `q`), or `mode` is `semantic`/`hybrid` while no embedding model is configured (`semantic_unavailable`).", body = Problem, content_type = "application/problem+json"),
+        (status = 502, description = "The embedding model could not embed the query (`embedding_failed`); full-text search still works.", body = Problem, content_type = "application/problem+json"),
         CommonErrors,
     ),
     security(("bearer" = []), ("cookie" = [])),
@@ -78,14 +81,11 @@ async fn search(
     State(state): State<AppState>,
     ApiQuery(query): ApiQuery<SearchQuery>,
 ) -> ApiResult<Json<SearchResults>> {
-    let mode = query.mode.unwrap_or_default();
-    if mode != SearchMode::Fulltext {
-        return Err(ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "semantic_unavailable",
-            "semantic and hybrid search need an embedding model, and none is configured on this server; use mode=fulltext",
-        ));
-    }
+    let mode = match query.mode.unwrap_or_default() {
+        SearchMode::Fulltext => FlowsMode::Fulltext,
+        SearchMode::Semantic => FlowsMode::Semantic,
+        SearchMode::Hybrid => FlowsMode::Hybrid,
+    };
     if query.q.trim().is_empty() {
         return Err(ApiError::validation("q", "give q: the words to search for"));
     }
@@ -102,7 +102,27 @@ async fn search(
         tag: query.tag,
         limit: page_limit(query.limit)?,
     };
-    let hits = state.store.search(&caller.scope(), &request).await?;
+    let hits = synap_flows::search(
+        state.store.as_ref(),
+        state.embedder.as_deref(),
+        &caller.scope(),
+        &request,
+        mode,
+    )
+    .await
+    .map_err(|error| match error {
+        SearchError::Store(error) => ApiError::from(error),
+        SearchError::Unavailable => ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "semantic_unavailable",
+            "semantic and hybrid search need an embedding model, and none is configured on this server; use mode=fulltext",
+        ),
+        SearchError::Embedding(error) => ApiError::new(
+            StatusCode::BAD_GATEWAY,
+            "embedding_failed",
+            format!("{error}; mode=fulltext still works"),
+        ),
+    })?;
     Ok(Json(SearchResults {
         items: hits.into_iter().map(SearchHit::from).collect(),
     }))

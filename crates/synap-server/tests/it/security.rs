@@ -44,7 +44,7 @@ impl Setup {
         sqlite.durable = false;
         sqlite.clock = clock.clone();
         let store: Arc<dyn Store> = Arc::new(SqliteStore::open(sqlite).expect("open store"));
-        let (state, _shutdown) = AppState::new(store, config, clock.clone(), "sqlite");
+        let (state, _shutdown) = AppState::new(store, config, clock.clone(), "sqlite", None);
         Setup {
             _dir: dir,
             state,

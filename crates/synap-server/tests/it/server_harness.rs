@@ -77,7 +77,8 @@ impl Harness {
         sqlite.objects = Some(Arc::new(objects));
         let store = Arc::new(SqliteStore::open(sqlite).expect("open store"));
         let dyn_store: Arc<dyn Store> = store.clone();
-        let (state, shutdown) = AppState::new(dyn_store, config, Arc::new(SystemClock), "sqlite");
+        let (state, shutdown) =
+            AppState::new(dyn_store, config, Arc::new(SystemClock), "sqlite", None);
         harness.store = store;
         harness.app = synap_server::app(state.clone());
         harness.state = state;
@@ -96,7 +97,7 @@ impl Harness {
         sqlite.clock = clock.clone();
         let store = Arc::new(SqliteStore::open(sqlite).expect("open store"));
         let dyn_store: Arc<dyn Store> = store.clone();
-        let (state, shutdown) = AppState::new(dyn_store, config, clock, "sqlite");
+        let (state, shutdown) = AppState::new(dyn_store, config, clock, "sqlite", None);
         Harness {
             dir,
             store,

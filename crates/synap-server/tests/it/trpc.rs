@@ -59,7 +59,7 @@ async fn harness() -> Harness {
         ..ServerConfig::default()
     };
     let dyn_store: Arc<dyn Store> = store.clone();
-    let (state, shutdown) = AppState::new(dyn_store, config, Arc::new(SystemClock), "sqlite");
+    let (state, shutdown) = AppState::new(dyn_store, config, Arc::new(SystemClock), "sqlite", None);
     let owner = store.local_owner().await.expect("local owner").id;
     let other = store
         .create_user(NewUser {

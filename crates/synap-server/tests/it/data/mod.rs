@@ -55,7 +55,8 @@ impl TestApp {
             rate_limit_user: None,
             ..ServerConfig::default()
         };
-        let (state, _shutdown) = AppState::new(store.clone(), server, clock.clone(), "sqlite");
+        let (state, _shutdown) =
+            AppState::new(store.clone(), server, clock.clone(), "sqlite", None);
         TestApp {
             app: synap_server::app(state),
             store,
