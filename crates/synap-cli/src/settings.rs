@@ -68,6 +68,8 @@ pub struct WorkflowSettings {
     pub analyzer: synap_ai::AnalyzerConfig,
     /// The embedding model for semantic search (provider `none` by default).
     pub embedding: synap_ai::EmbeddingConfig,
+    /// How webhook deliveries behave.
+    pub webhooks: synap_flows::webhooks::WebhookConfig,
 }
 
 /// The object store keys of `synap.toml` (`object_store = "s3"`, `s3_bucket`, …),
@@ -571,12 +573,14 @@ impl Settings {
             })?;
         }
         let embedding = embedding_config(env, &self.workflows)?;
+        let webhooks = webhook_config(env)?;
         Ok(WorkflowSettings {
             workers,
             lease,
             time_zone,
             analyzer,
             embedding,
+            webhooks,
         })
     }
 
@@ -587,6 +591,48 @@ impl Settings {
             None => Ok(Database::Sqlite(self.data_dir.join(self.database_file))),
         }
     }
+}
+
+/// The webhook delivery variables: `SYNAP_WEBHOOK_ALLOW_PRIVATE` (deliver to
+/// loopback and private addresses too; default off), `SYNAP_WEBHOOK_TIMEOUT_MS`
+/// and `SYNAP_WEBHOOK_DISABLE_AFTER` (failed attempts in a row that disable a
+/// subscription).
+pub fn webhook_config(
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<synap_flows::webhooks::WebhookConfig, CliError> {
+    let mut config = synap_flows::webhooks::WebhookConfig::default();
+    if let Some(value) = env("SYNAP_WEBHOOK_ALLOW_PRIVATE") {
+        config.allow_private =
+            parse_bool(&value).map_err(|e| invalid("SYNAP_WEBHOOK_ALLOW_PRIVATE", e))?;
+    }
+    if let Some(value) = env("SYNAP_WEBHOOK_TIMEOUT_MS") {
+        let ms: u64 = value
+            .trim()
+            .parse()
+            .ok()
+            .filter(|ms| (1..=600_000).contains(ms))
+            .ok_or_else(|| {
+                invalid(
+                    "SYNAP_WEBHOOK_TIMEOUT_MS",
+                    format!("{value:?} is not a number of milliseconds from 1 to 600000"),
+                )
+            })?;
+        config.timeout = std::time::Duration::from_millis(ms);
+    }
+    if let Some(value) = env("SYNAP_WEBHOOK_DISABLE_AFTER") {
+        config.disable_after = value
+            .trim()
+            .parse()
+            .ok()
+            .filter(|n| (1..=10_000).contains(n))
+            .ok_or_else(|| {
+                invalid(
+                    "SYNAP_WEBHOOK_DISABLE_AFTER",
+                    format!("{value:?} is not a number of failed attempts from 1 to 10000"),
+                )
+            })?;
+    }
+    Ok(config)
 }
 
 /// The embedding keys of [`Settings::workflows`].

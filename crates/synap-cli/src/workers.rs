@@ -45,6 +45,7 @@ pub fn registry(
         analyzer,
         time_zone: settings.time_zone.clone(),
         embedder,
+        webhooks: settings.webhooks.clone(),
     };
     let mut registry = synap_flows::registry(store, clock, &config);
     if let Some(dir) = std::env::var_os(TEST_WORKFLOWS_ENV) {

@@ -302,6 +302,7 @@ async fn capture(backend: &Backend, window: Duration) {
         analyzer: Arc::new(synap_ai::LocalAnalyzer::new()),
         time_zone: jiff::tz::TimeZone::UTC,
         embedder: None,
+        webhooks: Default::default(),
     };
     let registry = synap_flows::registry(backend.store.clone(), Arc::new(SystemClock), &config);
     let (handles, stopper) = workers(backend, registry, 1, 8);

@@ -9,6 +9,9 @@
 //!   idempotent loop over derived data).
 //! - [`search`]: search in full-text, semantic and hybrid modes, for the HTTP API
 //!   and the CLI.
+//! - [`webhooks`]: `webhook.deliver` — one signed POST per event and subscription
+//!   (enqueued by the command pipeline), with the SSRF check, retries and
+//!   disabling after repeated failures.
 //!
 //! [`registry`] builds the set that `synap serve` and `synap worker` run, from the
 //! configured AI providers.
@@ -16,6 +19,7 @@
 pub mod enrich;
 pub mod index;
 pub mod search;
+pub mod webhooks;
 
 use jiff::tz::TimeZone;
 use std::sync::Arc;
@@ -35,6 +39,8 @@ pub struct FlowsConfig {
     pub time_zone: TimeZone,
     /// The embedding model for semantic search, if one is configured.
     pub embedder: Option<Arc<dyn Embedder>>,
+    /// How webhook deliveries behave.
+    pub webhooks: webhooks::WebhookConfig,
 }
 
 /// Every workflow of the product, on `store`.
@@ -44,6 +50,13 @@ pub fn registry(store: Arc<dyn Store>, clock: Arc<dyn Clock>, config: &FlowsConf
         .embedder
         .clone()
         .map(|embedder| index::Indexer::new(store.clone(), embedder));
+    registry.register(webhooks::webhook_deliver(Arc::new(
+        webhooks::DeliveryContext {
+            store: store.clone(),
+            clock: clock.clone(),
+            config: config.webhooks.clone(),
+        },
+    )));
     registry.register(enrich::capture_enrich(Arc::new(enrich::EnrichContext {
         store,
         indexer,

@@ -197,6 +197,9 @@ pub struct ServerConfig {
     pub sse_buffer_events: usize,
     /// How long shutdown waits for in-flight requests.
     pub shutdown_grace: Duration,
+    /// Whether webhook subscriptions may target loopback, private and link-local
+    /// addresses (`SYNAP_WEBHOOK_ALLOW_PRIVATE`; the deliverer checks again).
+    pub webhook_allow_private: bool,
 }
 
 impl Default for ServerConfig {
@@ -225,6 +228,7 @@ impl Default for ServerConfig {
             sse_keep_alive: Duration::from_secs(15),
             sse_buffer_events: 1024,
             shutdown_grace: Duration::from_secs(10),
+            webhook_allow_private: false,
         }
     }
 }

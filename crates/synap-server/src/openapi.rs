@@ -64,7 +64,7 @@ pub fn base() -> OpenApi {
             "relations",
             "Typed links between entities, backlinks and the graph.",
         ),
-        ("search", "Full-text search."),
+        ("search", "Search by words, by meaning, or both."),
         ("capture", "Quick capture of thoughts."),
         ("events", "The caller's event log and its live stream."),
         (
@@ -74,6 +74,10 @@ pub fn base() -> OpenApi {
         (
             "workflows",
             "Durable multi-step runs (AI enrichment, webhooks): their steps, attempts and errors; retry and cancel.",
+        ),
+        (
+            "webhooks",
+            "Signed (Standard Webhooks) deliveries of chosen event types to your URLs.",
         ),
         (
             "accounts",

@@ -25,7 +25,7 @@
 //! [`project`] (projection updates), [`feed`] (the global feed), [`read`]
 //! (queries), [`admin`] (rebuild, verify, stats), [`accounts`] (users, API
 //! tokens, sessions), [`transfer`] (copying a whole embedded instance in, for
-//! `synap admin migrate`), [`vectors`] (search vectors).
+//! `synap admin migrate`), [`vectors`] (search vectors), [`webhooks`] (webhook subscriptions).
 
 mod accounts;
 mod admin;
@@ -41,6 +41,7 @@ mod store;
 pub mod testing;
 mod transfer;
 mod vectors;
+mod webhooks;
 mod workflow;
 mod write;
 

@@ -271,6 +271,8 @@ CREATE POLICY entity_attachments_of_user ON entity_attachments
 "#,
     // 5: search vectors (derived; see `vectors`), under row-level security.
     crate::vectors::SCHEMA,
+    // 6: webhook subscriptions (see `webhooks`), under row-level security.
+    crate::webhooks::SCHEMA,
 ];
 
 /// The version of snapshot states; bump it when `EntityState` changes shape so

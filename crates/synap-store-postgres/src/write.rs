@@ -410,6 +410,10 @@ impl WriteTransaction for PgWrite<'_> {
         Ok(())
     }
 
+    fn live_webhooks(&mut self, scope: &Scope) -> StoreResult<Vec<(Uuid, Vec<String>)>> {
+        crate::webhooks::live_webhooks(self.conn, &scope.user_id)
+    }
+
     fn save_snapshot(&mut self, state: &EntityState) -> StoreResult<()> {
         let json = serde_json::to_value(state).map_err(|e| StoreError::Backend(e.to_string()))?;
         self.conn.execute(

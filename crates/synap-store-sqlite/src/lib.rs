@@ -12,7 +12,7 @@
 //! `WriteTransaction` implementation), [`project`] (projection updates),
 //! [`read`] (queries), [`admin`] (rebuild, verify, stats), [`accounts`] (users,
 //! API tokens, sessions), [`backup`] (online snapshots for `synap admin backup`),
-//! [`vectors`] (search vectors and the exact nearest-neighbour scan),
+//! [`webhooks`] (webhook subscriptions), [`vectors`] (search vectors and the exact nearest-neighbour scan),
 //! [`transfer`] (reading a whole instance out for
 //! `synap admin migrate`).
 
@@ -27,6 +27,7 @@ mod schema;
 mod store;
 mod transfer;
 mod vectors;
+mod webhooks;
 mod workflow;
 mod writer;
 

@@ -5,8 +5,8 @@
 //! - source of truth: `events` (the log, append-only — triggers refuse UPDATE and
 //!   DELETE), `contents` (one row per distinct content version of a user),
 //!   `command_outcomes` (idempotency records), and the accounts: `users`,
-//!   `api_tokens` (a lookup prefix and the SHA-256 of the token, never the token)
-//!   and `sessions` (keyed by the SHA-256 of the cookie value);
+//!   `api_tokens` (a lookup prefix and the SHA-256 of the token, never the token),
+//!   `sessions` (keyed by the SHA-256 of the cookie value) and `webhooks`;
 //! - projections, rebuildable from the log at any time: `entities`, `tags`,
 //!   `entity_tags`, `task_details`, `relations`, `search` (FTS5);
 //! - caches: `snapshots`;
@@ -218,6 +218,8 @@ ALTER TABLE contents ADD COLUMN object_key TEXT;
     ),
     // 5: search vectors (derived; see `vectors`).
     crate::vectors::SCHEMA,
+    // 6: webhook subscriptions (see `webhooks`).
+    crate::webhooks::SCHEMA,
 ];
 
 /// The version of snapshot states; bump it when `EntityState` changes shape so

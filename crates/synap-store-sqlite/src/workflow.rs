@@ -216,7 +216,7 @@ fn steps_of(conn: &Connection, run_id: Uuid) -> StoreResult<Vec<StepView>> {
 }
 
 /// Runs `work` in a `BEGIN IMMEDIATE` transaction: commit on `Ok`, roll back on `Err`.
-fn write_tx<T>(
+pub(crate) fn write_tx<T>(
     conn: &mut Connection,
     work: impl FnOnce(&Connection) -> StoreResult<T>,
 ) -> StoreResult<T> {

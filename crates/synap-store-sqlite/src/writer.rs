@@ -471,6 +471,10 @@ impl WriteTransaction for SqliteWrite<'_> {
         Ok(())
     }
 
+    fn live_webhooks(&mut self, scope: &Scope) -> StoreResult<Vec<(Uuid, Vec<String>)>> {
+        crate::webhooks::live_webhooks(self.conn, &scope.user_id)
+    }
+
     fn save_snapshot(&mut self, state: &EntityState) -> StoreResult<()> {
         self.wrote = true;
         let json = serde_json::to_string(state).map_err(|e| StoreError::Backend(e.to_string()))?;

@@ -657,6 +657,7 @@ pub trait Store:
     + Accounts
     + crate::workflow::WorkflowStore
     + crate::vectors::VectorIndex
+    + crate::webhooks::WebhookStore
 {
 }
 
@@ -666,7 +667,8 @@ impl<
         + Maintenance
         + Accounts
         + crate::workflow::WorkflowStore
-        + crate::vectors::VectorIndex,
+        + crate::vectors::VectorIndex
+        + crate::webhooks::WebhookStore,
 > Store for T
 {
 }

@@ -45,6 +45,10 @@ pub use crate::conformance_vectors::{
     nearest_sees_only_the_callers_live_entities_by_best_chunk,
     vector_backlog_follows_edits_deletes_and_models,
 };
+pub use crate::conformance_webhooks::{
+    events_start_deliveries_and_failures_disable_the_subscription,
+    webhook_subscriptions_are_checked_limited_and_isolated,
+};
 use uuid::Uuid;
 
 // ---------------------------------------------------------------------------------
@@ -4398,6 +4402,8 @@ macro_rules! conformance_suite {
             client_logged_events_join_the_callers_own_stream,
             vector_backlog_follows_edits_deletes_and_models,
             nearest_sees_only_the_callers_live_entities_by_best_chunk,
+            webhook_subscriptions_are_checked_limited_and_isolated,
+            events_start_deliveries_and_failures_disable_the_subscription,
         );
         $crate::conformance_suite!(@multi_thread $factory;
             wait_for_events_wakes_promptly_after_another_tasks_commit,

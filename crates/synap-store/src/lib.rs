@@ -17,6 +17,8 @@
 //! - [`vectors`]: vectors for semantic search (stored per entity, model and
 //!   chunk; derived, re-made in the background) and the exact nearest-neighbour
 //!   and hybrid (reciprocal rank fusion) searches over them.
+//! - [`webhooks`]: webhook subscriptions, and the delivery runs a command's events
+//!   start (inserted by the pipeline in the command's transaction).
 //! - [`fold`]: time travel — state at a version or time from a snapshot and events.
 //! - `conformance` (feature `conformance`): the test suite every backend expands.
 
@@ -29,6 +31,7 @@ pub mod pipeline;
 pub mod progress;
 pub mod transfer;
 pub mod vectors;
+pub mod webhooks;
 pub mod workflow;
 
 #[cfg(feature = "conformance")]
@@ -37,6 +40,8 @@ pub mod conformance;
 pub mod conformance_attachments;
 #[cfg(feature = "conformance")]
 pub mod conformance_vectors;
+#[cfg(feature = "conformance")]
+pub mod conformance_webhooks;
 #[cfg(feature = "conformance")]
 pub mod conformance_workflow;
 #[cfg(feature = "s3-testing")]

@@ -9,7 +9,8 @@
 //!    id uniqueness), fold them, update the projections, snapshot every 64 versions;
 //! 6. keep `mentions` relations in step with the `[[wikilinks]]` of new content;
 //! 7. record the outcome under the command id;
-//! 8. enqueue the workflow runs the command triggers (when it appended events).
+//! 8. enqueue the workflow runs the command triggers and the webhook deliveries its
+//!    events start (when it appended events).
 //!
 //! Backends implement [`WriteTransaction`] with their SQL and call [`run_command`]
 //! while they hold their write transaction; they commit afterwards.
@@ -18,15 +19,17 @@ use crate::api::{
     AppendedEvent, CommandOutcome, CommandRequest, Scope, StoreError, StoreResult, Target,
 };
 use crate::fold::SNAPSHOT_INTERVAL;
+use crate::webhooks;
 use crate::workflow::{NewRun, RUNS_PER_COMMAND_MAX};
 use jiff::Timestamp;
 use std::collections::{BTreeSet, HashMap};
+use synap_domain::StoredEvent;
 use synap_domain::command::{Change, DecideContext, EntityCommand, decide};
 use synap_domain::entity::{ContentRef, DEFAULT_MEDIA_TYPE, EntityState};
 use synap_domain::event::{
     EntityEvent, EventLogged, EventMetadata, EventPayload, RelationEvent, UserEvent,
 };
-use synap_domain::ids::{ContentHash, EntityId, RelationId, UserId};
+use synap_domain::ids::{ContentHash, EntityId, EventId, RelationId, UserId};
 use synap_domain::relation::{self, LinkContext, RelationKind, RelationState};
 use synap_domain::text::{WikiTarget, title_key, wikilinks};
 use synap_domain::{DomainError, NewContent};
@@ -146,6 +149,8 @@ pub trait WriteTransaction {
         trigger_position: u64,
         now: Timestamp,
     ) -> StoreResult<()>;
+    /// The user's live (not disabled) webhook subscriptions: id and event types.
+    fn live_webhooks(&mut self, scope: &Scope) -> StoreResult<Vec<(Uuid, Vec<String>)>>;
 }
 
 /// Where an object-stored body or attachment lives: recorded in its content row.
@@ -224,6 +229,7 @@ pub fn run_command<T: WriteTransaction + ?Sized>(
         now,
         new_id,
         appended: Vec::new(),
+        stored: Vec::new(),
     };
     let (aggregate_id, version) = match &request.target {
         Target::Entity { id, command } => run_entity(tx, &mut writer, *id, command)?,
@@ -277,10 +283,15 @@ pub fn run_command<T: WriteTransaction + ?Sized>(
     };
     tx.record_outcome(scope, request.command_id, &outcome)?;
     // A run is triggered by an event: a command that changed nothing starts nothing.
-    if let Some(first) = outcome.events.first()
-        && !request.triggers.is_empty()
-    {
-        tx.enqueue_runs(scope, &request.triggers, first.position, now)?;
+    // Webhook deliveries are runs too, one per event and subscription that wants it.
+    if let Some(first) = outcome.events.first() {
+        let webhooks = tx.live_webhooks(scope)?;
+        let deliveries = webhooks::delivery_runs(&webhooks, &writer.stored);
+        if !request.triggers.is_empty() || !deliveries.is_empty() {
+            let mut runs = request.triggers.clone();
+            runs.extend(deliveries);
+            tx.enqueue_runs(scope, &runs, first.position, now)?;
+        }
     }
     Ok(outcome)
 }
@@ -581,6 +592,8 @@ struct Appender<'a> {
     now: Timestamp,
     new_id: &'a mut dyn FnMut() -> Uuid,
     appended: Vec<AppendedEvent>,
+    /// The same events whole (deltas, never bodies), for webhook messages.
+    stored: Vec<StoredEvent>,
 }
 
 impl Appender<'_> {
@@ -623,6 +636,17 @@ impl Appender<'_> {
             aggregate_id,
             version,
             event_type: payload.event_type().to_string(),
+        });
+        self.stored.push(StoredEvent {
+            position,
+            id: EventId(id),
+            aggregate_id,
+            version,
+            payload: payload.clone(),
+            schema_version: payload.schema_version(),
+            user_id: self.request.scope.user_id,
+            metadata: metadata.clone(),
+            recorded_at: self.now,
         });
         Ok(id)
     }

@@ -61,11 +61,12 @@ pub async fn run(context: &Context, global: &GlobalArgs, args: Args) -> Result<(
         env: args.environment,
         allow_registration: args.allow_registration,
     };
-    let config = settings.server_config(&flags, &|name| std::env::var(name).ok())?;
+    let mut config = settings.server_config(&flags, &|name| std::env::var(name).ok())?;
     let database = settings.database()?.kind();
     let flows = settings.workflows(&|name| std::env::var(name).ok())?;
     let clock = Arc::new(SystemClock);
     // Built before listening, so a bad AI setting stops the start with one line.
+    config.webhook_allow_private = flows.webhooks.allow_private;
     let embedder = workers::embedder(&flows)?;
     let registry = workers::registry(
         context.store.clone(),

@@ -21,4 +21,5 @@ mod support;
 mod tasks;
 mod tokens;
 mod users;
+mod webhooks;
 mod worker;

@@ -1,6 +1,7 @@
-//! `capture.enrich` on SQLite and PostgreSQL, driven by a real worker on a manual
-//! clock: the local analyzer end to end, and the fallback when the (mocked) model
-//! provider keeps failing.
+//! The product's workflows on SQLite and PostgreSQL, driven by a real worker on a
+//! manual clock: `capture.enrich` with the local analyzer end to end and the
+//! fallback when the (mocked) model provider keeps failing; `webhook.deliver`
+//! (`webhooks.rs`).
 
 use async_trait::async_trait;
 use jiff::SignedDuration;
@@ -14,12 +15,20 @@ use synap_domain::command::{Change, CreateEntity, EntityCommand};
 use synap_domain::entity::EntityType;
 use synap_domain::event::{EventMetadata, Source};
 use synap_flows::enrich::{FALLBACK_TAG, FALLBACK_TITLE_CHARS};
+use synap_flows::webhooks::WebhookConfig;
 use synap_flows::{FlowsConfig, capture_enrich_run, registry};
 use synap_store::workflow::{RunStatus, StepStatus};
 use synap_store::{CommandRequest, ManualClock, PageRequest, Scope, Store, Target};
 use synap_store_postgres::testing::TestCluster;
 use synap_workflow::{Worker, WorkerConfig};
 use uuid::Uuid;
+
+mod webhooks;
+use webhooks::{
+    a_failing_receiver_is_retried_then_disabled_with_the_reason,
+    a_loopback_target_is_refused_unless_allowed,
+    events_reach_the_receiver_signed_per_standard_webhooks,
+};
 
 const START: &str = "2026-03-02T08:00:00Z";
 
@@ -70,11 +79,25 @@ impl Fixture {
     }
 
     fn worker(&self, analyzer: Arc<dyn Analyzer>) -> Worker {
-        let config = FlowsConfig {
+        self.worker_of(FlowsConfig {
             analyzer,
             time_zone: TimeZone::get("Europe/Berlin").unwrap(),
             embedder: None,
-        };
+            webhooks: Default::default(),
+        })
+    }
+
+    /// A worker whose webhook deliveries behave as `webhooks` says.
+    fn worker_with(&self, webhooks: WebhookConfig) -> Worker {
+        self.worker_of(FlowsConfig {
+            analyzer: Arc::new(LocalAnalyzer::new()),
+            time_zone: TimeZone::UTC,
+            embedder: None,
+            webhooks,
+        })
+    }
+
+    fn worker_of(&self, config: FlowsConfig) -> Worker {
         let registry = registry(self.store.clone(), self.clock.clone(), &config);
         Worker::new(
             self.store.clone(),
@@ -119,6 +142,39 @@ impl Fixture {
 
     fn advance(&self, seconds: i64) {
         self.clock.advance(SignedDuration::from_secs(seconds));
+    }
+}
+
+/// Creates a note directly (no capture, so no enrichment run).
+async fn note(f: &Fixture, text: &str) -> EntityId {
+    let id = EntityId::new_v7();
+    let request = CommandRequest {
+        scope: f.owner,
+        command_id: Uuid::now_v7(),
+        target: Target::Entity {
+            id,
+            command: EntityCommand::Create(CreateEntity::note(text)),
+        },
+        expected_version: None,
+        metadata: EventMetadata::default(),
+        triggers: Vec::new(),
+    };
+    f.store.execute(request).await.unwrap();
+    id
+}
+
+/// A change of one of the owner's entities.
+fn change(f: &Fixture, id: EntityId, changes: Vec<Change>) -> CommandRequest {
+    CommandRequest {
+        scope: f.owner,
+        command_id: Uuid::now_v7(),
+        target: Target::Entity {
+            id,
+            command: EntityCommand::Change(changes),
+        },
+        expected_version: None,
+        metadata: EventMetadata::default(),
+        triggers: Vec::new(),
     }
 }
 
@@ -339,4 +395,7 @@ on_both_backends!(
     output_that_cannot_get_better_falls_back_at_once,
     a_note_edited_since_its_capture_keeps_the_users_title_and_type,
     a_note_deleted_before_its_run_is_left_alone,
+    events_reach_the_receiver_signed_per_standard_webhooks,
+    a_failing_receiver_is_retried_then_disabled_with_the_reason,
+    a_loopback_target_is_refused_unless_allowed,
 );

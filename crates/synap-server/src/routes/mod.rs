@@ -11,6 +11,7 @@ pub mod relations;
 pub mod search;
 pub mod stream;
 pub mod vault;
+pub mod webhooks;
 pub mod workflows;
 
 use crate::state::AppState;
@@ -28,4 +29,5 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(stream::router())
         .merge(vault::router())
         .merge(workflows::router())
+        .merge(webhooks::router())
 }

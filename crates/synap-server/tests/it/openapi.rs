@@ -42,6 +42,10 @@ const DATA_ROUTES: &[(&str, &str)] = &[
     ("get", "/v1/workflows/runs/{id}"),
     ("post", "/v1/workflows/runs/{id}/retry"),
     ("post", "/v1/workflows/runs/{id}/cancel"),
+    ("get", "/v1/webhooks"),
+    ("post", "/v1/webhooks"),
+    ("get", "/v1/webhooks/{id}"),
+    ("delete", "/v1/webhooks/{id}"),
 ];
 
 fn is_data_path(path: &str) -> bool {
@@ -56,6 +60,7 @@ fn is_data_path(path: &str) -> bool {
             "/v1/import",
             "/v1/export",
             "/v1/workflows",
+            "/v1/webhooks",
         ]
         .iter()
         .any(|prefix| path == *prefix || path.starts_with(&format!("{prefix}/")))

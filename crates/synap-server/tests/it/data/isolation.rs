@@ -102,6 +102,14 @@ fn relation_probes() -> Vec<Probe> {
     vec![probe(Method::DELETE, "/v1/relations/{id}", None)]
 }
 
+/// Every route that takes a webhook subscription id.
+fn webhook_probes() -> Vec<Probe> {
+    vec![
+        probe(Method::GET, "/v1/webhooks/{id}", None),
+        probe(Method::DELETE, "/v1/webhooks/{id}", None),
+    ]
+}
+
 /// Every route that takes a workflow run id.
 fn run_probes() -> Vec<Probe> {
     vec![
@@ -168,6 +176,16 @@ async fn another_users_ids_answer_like_missing_ids_on_every_route() {
         .await
         .json();
     let run_id = captured["run_id"].as_str().unwrap().to_string();
+    // A webhook subscription.
+    let hook = t
+        .post(
+            "/v1/webhooks",
+            &alice,
+            json!({"url": "https://example.com/alice-hook", "event_types": ["*"]}),
+        )
+        .await;
+    assert_eq!(hook.status, StatusCode::CREATED, "{}", hook.text());
+    let hook_id = hook.json()["id"].as_str().unwrap().to_string();
 
     let alice_before = t
         .get(&format!("/v1/entities/{secret_id}"), &alice)
@@ -183,6 +201,7 @@ async fn another_users_ids_answer_like_missing_ids_on_every_route() {
         (entity_probes(), vec![secret_id.clone(), other.clone()]),
         (relation_probes(), vec![link_id.clone()]),
         (run_probes(), vec![run_id.clone()]),
+        (webhook_probes(), vec![hook_id.clone()]),
     ] {
         for probe in &probes {
             for foreign_id in &foreign {
@@ -247,6 +266,8 @@ async fn another_users_ids_answer_like_missing_ids_on_every_route() {
         other.as_str(),
         link_id.as_str(),
         run_id.as_str(),
+        hook_id.as_str(),
+        "alice-hook",
         "zanzibar",
         "Secret",
         "classified",
@@ -269,6 +290,8 @@ async fn another_users_ids_answer_like_missing_ids_on_every_route() {
         format!("/v1/entities/{own}/history"),
         "/v1/workflows/runs".into(),
         "/v1/workflows/runs?workflow=capture.enrich".into(),
+        "/v1/workflows/runs?workflow=webhook.deliver".into(),
+        "/v1/webhooks".into(),
     ] {
         let reply = t.get(&uri, &bob).await;
         assert_eq!(reply.status, StatusCode::OK, "{uri}: {}", reply.text());
