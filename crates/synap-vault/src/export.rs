@@ -5,7 +5,10 @@
 //! (relations as of a moment: the fold of `relation.created`/`relation.deleted`
 //! recorded up to it). `mentions` relations that the body's links explain are not
 //! repeated; every other live relation is written in the frontmatter `relations`
-//! as wikilinks, so importing the export restores it.
+//! as wikilinks, so importing the export restores it. Attachments are written
+//! beside their note under their file name (a suffix ` (2)` when another file of
+//! that folder has the name) and listed in the note's frontmatter `attachments`,
+//! so importing the export attaches them again.
 
 use crate::import::{READ_PAGE, all_entities};
 use crate::render::{self, LinkNames};
@@ -15,13 +18,18 @@ use std::io::{Seek, Write};
 use std::path::Path;
 use std::sync::Arc;
 use synap_domain::Timestamp;
+use synap_domain::entity::Attachment;
 use synap_domain::event::{EventPayload, RelationEvent};
+use synap_domain::ids::ContentHash;
 use synap_domain::ids::{EntityId, RelationId};
 use synap_domain::text::{WikiTarget, title_key, wikilinks};
+use synap_store::attachments;
 use synap_store::{AsOf, EntityView, EventFilter, Scope, Store, StoreResult};
 
 /// Reads in flight at once (bodies, states at a moment).
 pub const EXPORT_CONCURRENCY: usize = 16;
+/// Most attachment bytes one export holds (it is built in memory).
+pub const EXPORT_ATTACHMENT_BYTES_MAX: u64 = 2 * 1024 * 1024 * 1024;
 
 /// How to export.
 #[derive(Debug, Clone, Copy, Default)]
@@ -31,10 +39,12 @@ pub struct ExportOptions {
     pub at: Option<Timestamp>,
 }
 
-/// An exported vault, in memory: `(path, text)` per entity, sorted by path.
+/// An exported vault, in memory: `(path, text)` per entity, sorted by path, and
+/// `(path, bytes)` per attachment file.
 #[derive(Debug, Clone, Default)]
 pub struct ExportedVault {
     pub files: Vec<(String, String)>,
+    pub attachments: Vec<(String, Vec<u8>)>,
     pub entities: u64,
     pub relations: u64,
 }
@@ -167,8 +177,34 @@ pub async fn export_vault(
             .entry(title_key(&entity.title))
             .or_insert(entity.id);
     }
+    let placed = place_attachments(&entities, &paths);
+    let mut attachments = Vec::new();
+    let mut attachment_bytes = 0u64;
+    for (path, attachment) in placed.files {
+        attachment_bytes += attachment.size;
+        if attachment_bytes > EXPORT_ATTACHMENT_BYTES_MAX {
+            return Err(synap_store::StoreError::InvalidInput(format!(
+                "the attachments are larger than {} MiB in all; export fewer at a time",
+                EXPORT_ATTACHMENT_BYTES_MAX / 1024 / 1024
+            )));
+        }
+        let mut stream = attachments::open(store, scope, &attachment, None).await?;
+        let mut bytes = Vec::with_capacity(attachment.size as usize);
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(|e| {
+                synap_store::StoreError::Backend(format!(
+                    "attachment {} could not be read: {e}",
+                    attachment.filename
+                ))
+            })?;
+            bytes.extend_from_slice(&chunk);
+        }
+        attachments.push((path, bytes));
+    }
     let mut files = Vec::with_capacity(entities.len());
-    for ((entity, body), path) in entities.iter().zip(&bodies).zip(&paths) {
+    for (((entity, body), path), names_beside) in
+        entities.iter().zip(&bodies).zip(&paths).zip(&placed.names)
+    {
         let explained: HashSet<EntityId> = wikilinks(body)
             .into_iter()
             .filter_map(|target| match target {
@@ -193,15 +229,79 @@ pub async fn export_vault(
         }
         files.push((
             path.clone(),
-            render::render_entity(entity, body, &relations, &names),
+            render::render_entity(entity, body, &relations, &names, names_beside),
         ));
     }
     files.sort_by(|a, b| a.0.cmp(&b.0));
+    attachments.sort_by(|a, b| a.0.cmp(&b.0));
     Ok(ExportedVault {
         entities: files.len() as u64,
         relations: relation_count,
         files,
+        attachments,
     })
+}
+
+/// Where each attachment goes: beside its note, under its (file-system safe)
+/// name; the same bytes under the same name in one folder are written once.
+struct Placed {
+    /// `(path, attachment)` of every file to write.
+    files: Vec<(String, Attachment)>,
+    /// Per entity, the names its attachments were written under.
+    names: Vec<Vec<String>>,
+}
+
+fn place_attachments(entities: &[EntityView], paths: &[String]) -> Placed {
+    let mut taken: HashMap<String, ContentHash> = HashMap::new();
+    let notes: HashSet<String> = paths.iter().map(|p| p.to_lowercase()).collect();
+    let mut placed = Placed {
+        files: Vec::new(),
+        names: Vec::with_capacity(entities.len()),
+    };
+    for (entity, path) in entities.iter().zip(paths) {
+        let folder = path.rsplit_once('/').map_or("", |(folder, _)| folder);
+        let mut names = Vec::new();
+        for attachment in &entity.attachments {
+            let safe = render::safe_name(&attachment.filename);
+            let (stem, extension) = match safe.rsplit_once('.') {
+                Some((stem, ext)) if !stem.is_empty() => (stem.to_string(), format!(".{ext}")),
+                _ => (safe.clone(), String::new()),
+            };
+            let mut n = 1;
+            loop {
+                let name = if n == 1 {
+                    safe.clone()
+                } else {
+                    format!("{stem} ({n}){extension}")
+                };
+                let full = if folder.is_empty() {
+                    name.clone()
+                } else {
+                    format!("{folder}/{name}")
+                };
+                let key = full.to_lowercase();
+                match taken.get(&key) {
+                    Some(hash) if *hash == attachment.hash => {}
+                    Some(_) => {
+                        n += 1;
+                        continue;
+                    }
+                    None if notes.contains(&key) => {
+                        n += 1;
+                        continue;
+                    }
+                    None => {
+                        taken.insert(key, attachment.hash);
+                        placed.files.push((full, attachment.clone()));
+                    }
+                }
+                names.push(name);
+                break;
+            }
+        }
+        placed.names.push(names);
+    }
+    placed
 }
 
 /// Why writing an export failed.
@@ -223,12 +323,14 @@ impl ExportedVault {
             return Err(WriteError::NotEmpty(dir.display().to_string()));
         }
         std::fs::create_dir_all(dir)?;
-        for (path, text) in &self.files {
+        let notes = self.files.iter().map(|(p, t)| (p, t.as_bytes()));
+        let attachments = self.attachments.iter().map(|(p, b)| (p, b.as_slice()));
+        for (path, bytes) in notes.chain(attachments) {
             let target = dir.join(path);
             if let Some(parent) = target.parent() {
                 std::fs::create_dir_all(parent)?;
             }
-            std::fs::write(target, text)?;
+            std::fs::write(target, bytes)?;
         }
         Ok(())
     }
@@ -257,6 +359,14 @@ impl ExportedVault {
         for (path, text) in &self.files {
             zip.start_file(path.as_str(), options)?;
             zip.write_all(text.as_bytes())?;
+        }
+        // Media files are mostly compressed already: stored as they are.
+        let stored = zip::write::SimpleFileOptions::default()
+            .compression_method(zip::CompressionMethod::Stored)
+            .large_file(true);
+        for (path, bytes) in &self.attachments {
+            zip.start_file(path.as_str(), stored)?;
+            zip.write_all(bytes)?;
         }
         Ok(())
     }

@@ -10,7 +10,10 @@
 //!    `Change` with the changed fields (at the version read, so a concurrent edit is
 //!    a reported conflict, not an overwrite), or nothing;
 //! 5. add the `mentions` relations the store could not make while a link's target
-//!    did not exist yet, and the typed `relations` of the frontmatter.
+//!    did not exist yet, and the typed `relations` of the frontmatter;
+//! 6. attach the files each note embeds (`![[file.png]]`, `![](file.png)`) or names
+//!    in its frontmatter `attachments` ([`plan_attachments`]), unless the entity
+//!    already has the same file under the same name.
 //!
 //! Every event carries `source: migration` and one `correlation_id` per import.
 //! Commands run [`IMPORT_CONCURRENCY`] at a time so the SQLite writer commits them
@@ -24,7 +27,7 @@ use crate::note::{self, ALIASES_KEY, FOLDER_KEY, VAULT_PATH_KEY, VaultNote};
 use crate::render::wikilink;
 use crate::report::{ImportReport, Problem};
 use crate::resolve::{self, Index, Names, Resolution};
-use crate::source::{FileKind, VaultSource};
+use crate::source::{FileBytes, FileKind, VaultSource};
 use futures_util::stream::{self, StreamExt};
 use serde_json::{Map, Value};
 use std::collections::{BTreeSet, HashMap, HashSet};
@@ -36,6 +39,7 @@ use synap_domain::relation::RelationKind;
 use synap_domain::tags::tag_key;
 use synap_domain::text::title_key;
 use synap_domain::{DomainError, EventMetadata, Source};
+use synap_store::attachments::{self, AttachError};
 use synap_store::{
     CommandRequest, EntityFilter, EntityView, PageRequest, Scope, Store, StoreError, StoreResult,
     Target,
@@ -47,6 +51,8 @@ use uuid::Uuid;
 pub const IMPORT_CONCURRENCY: usize = 64;
 /// Page size for reading entities and the relation log.
 pub(crate) const READ_PAGE: u32 = 500;
+/// Attachments read and stored at once (each may be large).
+pub const ATTACH_CONCURRENCY: usize = 8;
 
 /// Metadata keys import owns: unset when a file no longer has them.
 const OWNED_KEYS: &[&str] = &[ALIASES_KEY, "created", "updated", FOLDER_KEY];
@@ -101,7 +107,8 @@ pub async fn import_vault(
 
     // 1. Parse.
     let mut notes = Vec::new();
-    let mut other_files = Vec::new();
+    let mut other_files: Vec<(String, u64)> = Vec::new();
+    let mut other_bytes: Vec<FileBytes> = Vec::new();
     for file in source.files {
         match file.kind {
             FileKind::Markdown(bytes) => {
@@ -114,12 +121,14 @@ pub async fn import_vault(
                     }
                 }
             }
-            FileKind::Other { size } => other_files.push((file.path, size)),
+            FileKind::Other { size, bytes } => {
+                other_files.push((file.path, size));
+                other_bytes.push(bytes);
+            }
         }
     }
-    report
-        .problems
-        .extend(map_embedded_files(&notes, &other_files));
+    let (attaching, problems) = plan_attachments(&notes, &other_files);
+    report.problems.extend(problems);
 
     // 2. Map files to entities.
     let existing = all_entities(store.as_ref(), &scope).await?;
@@ -328,7 +337,112 @@ pub async fn import_vault(
             }
         }
     }
+
+    // 6. Attachments: each embedded file once per note, unless already attached.
+    let mut uploads = Vec::new();
+    for plan in planned.iter().filter(|p| !failed.contains(&p.id)) {
+        let Some(indices) = attaching.get(plan.note.path.as_str()) else {
+            continue;
+        };
+        let have: Vec<(String, ContentHash)> = plan
+            .existing
+            .iter()
+            .flat_map(|e| &e.attachments)
+            .map(|a| (a.filename.clone(), a.hash))
+            .collect();
+        for &index in indices {
+            let (path, _) = &other_files[index];
+            uploads.push((
+                plan.note.path.clone(),
+                plan.id,
+                path.clone(),
+                other_bytes[index].clone(),
+                have.clone(),
+            ));
+        }
+    }
+    let mut results = stream::iter(uploads)
+        .map(|(note_path, entity, file_path, bytes, have)| {
+            let store = store.clone();
+            let metadata = metadata.clone();
+            async move {
+                let result = attach_file(
+                    store.as_ref(),
+                    scope,
+                    entity,
+                    &file_path,
+                    &bytes,
+                    &have,
+                    metadata,
+                )
+                .await;
+                (note_path, file_path, result)
+            }
+        })
+        .buffer_unordered(ATTACH_CONCURRENCY);
+    while let Some((note_path, file_path, result)) = results.next().await {
+        match result {
+            Ok(Some(events)) => {
+                report.attachments_added += 1;
+                report.events += events;
+            }
+            Ok(None) => {}
+            Err(AttachFailure::Store(error)) => {
+                fatal(&error)?;
+                report.problems.push(Problem::new(
+                    note_path,
+                    "rejected",
+                    format!("{file_path} could not be attached: {error}"),
+                ));
+            }
+            Err(AttachFailure::File(message)) => report.problems.push(Problem::new(
+                file_path,
+                "unreadable",
+                format!("not attached to {note_path}: {message}"),
+            )),
+        }
+    }
     Ok(report)
+}
+
+/// Why one file could not be attached.
+enum AttachFailure {
+    Store(StoreError),
+    /// The file itself (unreadable, too large): reported, the import goes on.
+    File(String),
+}
+
+/// Attaches one vault file to `entity` under its file name, unless the entity
+/// already has those bytes under that name. `Some(events)` when it attached.
+async fn attach_file(
+    store: &dyn Store,
+    scope: Scope,
+    entity: EntityId,
+    path: &str,
+    bytes: &FileBytes,
+    have: &[(String, ContentHash)],
+    metadata: EventMetadata,
+) -> Result<Option<u64>, AttachFailure> {
+    let filename = path.rsplit('/').next().unwrap_or(path).to_string();
+    let bytes = bytes
+        .read()
+        .await
+        .map_err(|e| AttachFailure::File(e.to_string()))?;
+    let hash = ContentHash::of(&bytes);
+    if have.iter().any(|(name, h)| *name == filename && *h == hash) {
+        return Ok(None);
+    }
+    let upload = attachments::Upload {
+        filename,
+        declared_media_type: None,
+        limit_bytes: attachments::ATTACHMENT_BYTES_MAX_DEFAULT,
+        metadata,
+    };
+    match attachments::attach_bytes(store, scope, entity, upload, bytes).await {
+        Ok((_, outcome)) => Ok(Some(outcome.events.len() as u64)),
+        Err(AttachError::Store(error)) => Err(AttachFailure::Store(error)),
+        Err(other) => Err(AttachFailure::File(other.to_string())),
+    }
 }
 
 /// Errors that stop the whole import: the store itself is gone.
@@ -353,17 +467,26 @@ fn rejected(path: &str, id: EntityId, error: &StoreError) -> Problem {
     Problem::new(path, "rejected", message)
 }
 
-/// The seam where embedded files (`![[file.png]]`, `![](file.png)`) become
-/// attachments. The store has no attachment API yet, so every non-Markdown file
-/// is reported as pending, and embeds that name no file of the vault as broken.
-pub fn map_embedded_files(notes: &[VaultNote], files: &[(String, u64)]) -> Vec<Problem> {
-    let mut by_name: HashMap<String, Vec<&str>> = HashMap::new();
-    for (path, _) in files {
+/// Which files each note attaches, by note path (indices into `files`): the files
+/// its body embeds (`![[file.png]]`, `![](file.png)`) and those its frontmatter
+/// `attachments` names. A target is found by its path in the vault, then beside
+/// the note, then by file name anywhere (the way Obsidian resolves embeds). Also
+/// the problems: embeds that name no file of the vault, and files no note uses
+/// (not imported: an attachment belongs to a note).
+pub fn plan_attachments(
+    notes: &[VaultNote],
+    files: &[(String, u64)],
+) -> (HashMap<String, Vec<usize>>, Vec<Problem>) {
+    let mut by_path: HashMap<String, usize> = HashMap::new();
+    let mut by_name: HashMap<String, usize> = HashMap::new();
+    for (index, (path, _)) in files.iter().enumerate() {
+        by_path.entry(path.to_lowercase()).or_insert(index);
         let name = path.rsplit('/').next().unwrap_or(path).to_lowercase();
-        by_name.entry(name).or_default().push(path);
+        by_name.entry(name).or_insert(index);
     }
     let mut problems = Vec::new();
-    let mut embedded_by: HashMap<&str, Vec<&str>> = HashMap::new();
+    let mut plan: HashMap<String, Vec<usize>> = HashMap::new();
+    let mut used = vec![false; files.len()];
     for note in notes {
         let targets = note
             .scan
@@ -371,17 +494,29 @@ pub fn map_embedded_files(notes: &[VaultNote], files: &[(String, u64)]) -> Vec<P
             .iter()
             .filter(|l| l.is_file())
             .map(|l| l.target.as_str())
-            .chain(note.scan.images.iter().map(String::as_str));
+            .chain(note.scan.images.iter().map(String::as_str))
+            .chain(note.attachments.iter().map(String::as_str));
+        let mut chosen: Vec<usize> = Vec::new();
         for target in targets {
             let key = resolve::key(target);
+            let beside = if note.folder.is_empty() {
+                key.clone()
+            } else {
+                format!("{}/{key}", note.folder.to_lowercase())
+            };
             let name = key.rsplit('/').next().unwrap_or(&key).to_string();
-            let found = files
-                .iter()
-                .map(|(p, _)| p.as_str())
-                .find(|p| p.to_lowercase() == key)
-                .or_else(|| by_name.get(&name).and_then(|c| c.first().copied()));
+            let found = by_path
+                .get(&key)
+                .or_else(|| by_path.get(&beside))
+                .or_else(|| by_name.get(&name))
+                .copied();
             match found {
-                Some(path) => embedded_by.entry(path).or_default().push(&note.path),
+                Some(index) => {
+                    used[index] = true;
+                    if !chosen.contains(&index) {
+                        chosen.push(index);
+                    }
+                }
                 None => problems.push(Problem::new(
                     &note.path,
                     "broken_link",
@@ -389,19 +524,20 @@ pub fn map_embedded_files(notes: &[VaultNote], files: &[(String, u64)]) -> Vec<P
                 )),
             }
         }
+        if !chosen.is_empty() {
+            plan.insert(note.path.clone(), chosen);
+        }
     }
-    for (path, size) in files {
-        let used = embedded_by
-            .get(path.as_str())
-            .map(|notes| format!(", embedded in {}", notes.join(", ")))
-            .unwrap_or_default();
-        problems.push(Problem::new(
-            path,
-            "attachment_pending",
-            format!("not imported ({size} bytes{used}): attachment support pending"),
-        ));
+    for ((path, size), used) in files.iter().zip(used) {
+        if !used {
+            problems.push(Problem::new(
+                path,
+                "unused_file",
+                format!("not imported ({size} bytes): no note embeds it, and an attachment belongs to a note"),
+            ));
+        }
     }
-    problems
+    (plan, problems)
 }
 
 /// Every entity of the scope, live and deleted.
@@ -714,23 +850,25 @@ mod tests {
     use crate::markdown::has_file_extension;
 
     #[test]
-    fn embedded_files_are_reported_until_attachments_exist() {
-        let note = note::parse("n.md", b"![[pic.png]] ![x](img/other.jpg) ![[gone.pdf]]").unwrap();
+    fn embedded_files_are_found_by_path_beside_the_note_or_by_name() {
+        let note = note::parse(
+            "notes/n.md",
+            b"---\nattachments: [scan.pdf]\n---\n![[pic.png]] ![x](img/other.jpg) ![[gone.pdf]] ![[pic.png]]",
+        )
+        .unwrap();
         let files = vec![
             ("assets/pic.png".to_string(), 10),
             ("img/other.jpg".to_string(), 5),
+            ("notes/scan.pdf".to_string(), 7),
+            ("unused.bin".to_string(), 3),
         ];
-        let problems = map_embedded_files(&[note], &files);
+        let (plan, problems) = plan_attachments(&[note], &files);
+        assert_eq!(plan["notes/n.md"], vec![0, 1, 2], "each file once");
         let kinds: Vec<(&str, &str)> = problems.iter().map(|p| (p.path.as_str(), p.kind)).collect();
         assert_eq!(
             kinds,
-            vec![
-                ("n.md", "broken_link"),
-                ("assets/pic.png", "attachment_pending"),
-                ("img/other.jpg", "attachment_pending"),
-            ]
+            vec![("notes/n.md", "broken_link"), ("unused.bin", "unused_file")]
         );
-        assert!(problems[1].message.contains("embedded in n.md"));
         assert!(has_file_extension("pic.png"));
     }
 }

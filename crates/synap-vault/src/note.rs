@@ -41,6 +41,9 @@ pub const ALIASES_KEY: &str = "aliases";
 pub const SYNAP_METADATA_KEY: &str = "synap_metadata";
 /// Frontmatter key of typed relations.
 pub const RELATIONS_KEY: &str = "relations";
+/// Frontmatter key listing files beside the note to attach (export writes it for
+/// attachments the body does not embed).
+pub const ATTACHMENTS_KEY: &str = "attachments";
 
 /// Frontmatter keys with a meaning to import or export (see the module docs);
 /// metadata under one of these names travels in `synap_metadata`.
@@ -60,6 +63,7 @@ pub const RESERVED_KEYS: &[&str] = &[
     "version",
     SYNAP_METADATA_KEY,
     RELATIONS_KEY,
+    ATTACHMENTS_KEY,
     FOLDER_KEY,
     VAULT_PATH_KEY,
 ];
@@ -101,6 +105,8 @@ pub struct VaultNote {
     pub scan: Scan,
     /// Typed links from frontmatter `relations`: kind and link target text.
     pub relations: Vec<(RelationKind, String)>,
+    /// Files named in frontmatter `attachments` (relative to the note's folder).
+    pub attachments: Vec<String>,
     pub problems: Vec<Problem>,
 }
 
@@ -141,6 +147,7 @@ pub fn parse(path: &str, bytes: &[u8]) -> Result<VaultNote, Problem> {
         body: String::new(),
         scan: Scan::default(),
         relations: Vec::new(),
+        attachments: Vec::new(),
         problems: Vec::new(),
     };
     let (yaml, body) = frontmatter::split(&text);
@@ -246,6 +253,7 @@ fn apply_fields(note: &mut VaultNote, fields: Map<String, Value>) {
             },
             "status" | "priority" | "due" => task_fields.push((key, value)),
             RELATIONS_KEY => relations(note, value),
+            ATTACHMENTS_KEY => note.attachments.extend(list_of_text(&value, false)),
             SYNAP_METADATA_KEY => match value {
                 Value::Object(map) => note.metadata.extend(map),
                 other => {

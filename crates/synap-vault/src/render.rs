@@ -3,7 +3,9 @@
 
 use crate::frontmatter;
 use crate::markdown;
-use crate::note::{FOLDER_KEY, RELATIONS_KEY, RESERVED_KEYS, SYNAP_METADATA_KEY, VAULT_PATH_KEY};
+use crate::note::{
+    ATTACHMENTS_KEY, FOLDER_KEY, RELATIONS_KEY, RESERVED_KEYS, SYNAP_METADATA_KEY, VAULT_PATH_KEY,
+};
 use crate::source::normalize_path;
 use serde_json::{Map, Value};
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -230,6 +232,7 @@ pub fn render_entity(
     body: &str,
     relations: &BTreeMap<String, Vec<String>>,
     names: &HashMap<EntityId, LinkNames>,
+    attachments: &[String],
 ) -> String {
     let mut fm = Map::new();
     fm.insert("id".into(), Value::String(entity.id.to_string()));
@@ -250,7 +253,11 @@ pub fn render_entity(
         }
     }
     let mut collided = Map::new();
-    for (key, value) in &entity.metadata {
+    // Sorted: a backend may keep metadata keys in another order (PostgreSQL's
+    // jsonb does), and the same state must render the same file.
+    let mut metadata: Vec<(&String, &Value)> = entity.metadata.iter().collect();
+    metadata.sort_by(|a, b| a.0.cmp(b.0));
+    for (key, value) in metadata {
         if key == FOLDER_KEY || key == VAULT_PATH_KEY {
             continue;
         }
@@ -272,6 +279,10 @@ pub fn render_entity(
             })
             .collect();
         fm.insert(RELATIONS_KEY.into(), Value::Object(relations));
+    }
+    if !attachments.is_empty() {
+        let names = attachments.iter().cloned().map(Value::String).collect();
+        fm.insert(ATTACHMENTS_KEY.into(), Value::Array(names));
     }
     if !collided.is_empty() {
         fm.insert(SYNAP_METADATA_KEY.into(), Value::Object(collided));

@@ -40,6 +40,8 @@ pub struct ImportReport {
     /// Relations created by the import itself (links the store could not resolve
     /// while the target did not exist yet, and frontmatter `relations`).
     pub relations_created: u64,
+    /// Files attached to notes (embedded files and frontmatter `attachments`).
+    pub attachments_added: u64,
     /// Events appended in all.
     pub events: u64,
     pub problems: Vec<Problem>,

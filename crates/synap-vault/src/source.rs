@@ -3,9 +3,12 @@
 //!
 //! Hidden files and folders (`.obsidian`, `.trash`, `.git`) are not part of the
 //! notes and are skipped. Markdown files are read whole (each at most
-//! [`NOTE_BYTES_MAX`]); other files are listed with their size only, since they
-//! become attachments, not notes. Every read is bounded ([`VAULT_FILES_MAX`],
-//! [`VAULT_MARKDOWN_BYTES_MAX`]), ZIP entries included, so a ZIP bomb stops early.
+//! [`NOTE_BYTES_MAX`]); other files may become attachments: from a directory they
+//! are read only when a note embeds them ([`FileBytes::OnDisk`]), from a ZIP they
+//! are read at once (an archive cannot be reopened later), up to
+//! [`VAULT_FILE_BYTES_MAX`] each and [`VAULT_OTHER_BYTES_MAX`] in all. Every read
+//! is bounded ([`VAULT_FILES_MAX`], [`VAULT_MARKDOWN_BYTES_MAX`]), ZIP entries
+//! included, so a ZIP bomb stops early.
 
 use crate::report::Problem;
 use std::io::{Read, Seek};
@@ -18,6 +21,10 @@ pub const VAULT_FILES_MAX: usize = 100_000;
 pub const NOTE_BYTES_MAX: u64 = synap_domain::limits::CONTENT_BYTES_MAX as u64;
 /// Most bytes of Markdown read from one vault (after decompression).
 pub const VAULT_MARKDOWN_BYTES_MAX: u64 = 1024 * 1024 * 1024;
+/// Largest other file (a future attachment): the default attachment limit.
+pub const VAULT_FILE_BYTES_MAX: u64 = synap_store::attachments::ATTACHMENT_BYTES_MAX_DEFAULT;
+/// Most bytes of other files read from one ZIP (after decompression).
+pub const VAULT_OTHER_BYTES_MAX: u64 = 2 * 1024 * 1024 * 1024;
 
 /// One file of a vault.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -31,8 +38,32 @@ pub struct VaultFile {
 pub enum FileKind {
     /// A `.md` file and its bytes (not yet checked for UTF-8).
     Markdown(Vec<u8>),
-    /// Any other file, by size.
-    Other { size: u64 },
+    /// Any other file: its size and where its bytes are.
+    Other { size: u64, bytes: FileBytes },
+}
+
+/// Where the bytes of a non-Markdown file are.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FileBytes {
+    /// On disk (a directory vault), read when needed.
+    OnDisk(std::path::PathBuf),
+    /// Already read (a ZIP entry).
+    InMemory(std::sync::Arc<Vec<u8>>),
+    /// Too large to become an attachment (over [`VAULT_FILE_BYTES_MAX`]).
+    TooLarge,
+}
+
+impl FileBytes {
+    /// The bytes, read from disk if need be.
+    pub async fn read(&self) -> std::io::Result<Vec<u8>> {
+        match self {
+            FileBytes::OnDisk(path) => tokio::fs::read(path).await,
+            FileBytes::InMemory(bytes) => Ok(bytes.as_ref().clone()),
+            FileBytes::TooLarge => Err(std::io::Error::other(format!(
+                "the file is over the attachment limit of {VAULT_FILE_BYTES_MAX} bytes"
+            ))),
+        }
+    }
 }
 
 /// A whole vault as read, with what could not be read.
@@ -56,6 +87,11 @@ pub enum SourceError {
         VAULT_MARKDOWN_BYTES_MAX / 1024 / 1024
     )]
     TooLarge,
+    #[error(
+        "the archive holds more than {} MiB of other files (attachments); import it in parts",
+        VAULT_OTHER_BYTES_MAX / 1024 / 1024
+    )]
+    TooManyFileBytes,
 }
 
 fn is_markdown(path: &str) -> bool {
@@ -129,9 +165,14 @@ impl VaultSource {
                 }
                 let size = entry.metadata()?.len();
                 if !is_markdown(&name) {
+                    let bytes = if size > VAULT_FILE_BYTES_MAX {
+                        FileBytes::TooLarge
+                    } else {
+                        FileBytes::OnDisk(path.clone())
+                    };
                     source.files.push(VaultFile {
                         path: name,
-                        kind: FileKind::Other { size },
+                        kind: FileKind::Other { size, bytes },
                     });
                     continue;
                 }
@@ -170,6 +211,7 @@ impl VaultSource {
         }
         let mut source = VaultSource::default();
         let mut markdown_bytes = 0u64;
+        let mut other_bytes = 0u64;
         for index in 0..archive.len() {
             let mut entry = match archive.by_index(index) {
                 Ok(entry) => entry,
@@ -206,9 +248,36 @@ impl VaultSource {
             }
             let size = entry.size();
             if !is_markdown(&name) {
+                let bytes = if size > VAULT_FILE_BYTES_MAX {
+                    FileBytes::TooLarge
+                } else {
+                    // The declared size can lie: read at most one byte more than allowed.
+                    let mut bytes = Vec::with_capacity(size as usize);
+                    match (&mut entry)
+                        .take(VAULT_FILE_BYTES_MAX + 1)
+                        .read_to_end(&mut bytes)
+                    {
+                        Ok(n) if n as u64 > VAULT_FILE_BYTES_MAX => FileBytes::TooLarge,
+                        Ok(n) => {
+                            other_bytes += n as u64;
+                            if other_bytes > VAULT_OTHER_BYTES_MAX {
+                                return Err(SourceError::TooManyFileBytes);
+                            }
+                            FileBytes::InMemory(std::sync::Arc::new(bytes))
+                        }
+                        Err(error) => {
+                            source.problems.push(Problem::new(
+                                name,
+                                "unreadable",
+                                format!("the archive entry cannot be read: {error}"),
+                            ));
+                            continue;
+                        }
+                    }
+                };
                 source.files.push(VaultFile {
                     path: name,
-                    kind: FileKind::Other { size },
+                    kind: FileKind::Other { size, bytes },
                 });
                 continue;
             }

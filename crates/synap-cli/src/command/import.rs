@@ -79,13 +79,14 @@ pub async fn run(context: &Context, args: Args) -> Result<(), CliError> {
         ))?;
     }
     context.out.line(format!(
-        "{} notes: {} created, {} changed, {} unchanged, {} skipped; {} links added; {} events; {} problems",
+        "{} notes: {} created, {} changed, {} unchanged, {} skipped; {} links added; {} files attached; {} events; {} problems",
         report.notes,
         report.created,
         report.updated,
         report.unchanged,
         report.skipped,
         report.relations_created,
+        report.attachments_added,
         report.events,
         report.problems.len()
     ))

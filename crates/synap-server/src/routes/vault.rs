@@ -62,6 +62,8 @@ pub struct ImportSummary {
     /// Files not imported (see `problems`).
     pub skipped: u64,
     pub relations_created: u64,
+    /// Embedded files attached to their notes.
+    pub attachments_added: u64,
     /// Events appended in all (`source: migration`).
     pub events: u64,
     pub problems: Vec<ImportProblem>,
@@ -76,6 +78,7 @@ impl From<ImportReport> for ImportSummary {
             unchanged: report.unchanged,
             skipped: report.skipped,
             relations_created: report.relations_created,
+            attachments_added: report.attachments_added,
             events: report.events,
             problems: report
                 .problems
@@ -132,7 +135,9 @@ async fn import(
                         "the body is not a readable ZIP archive ({error}); send a ZIP of the vault"
                     ),
                 ),
-                SourceError::TooManyFiles | SourceError::TooLarge => ApiError::new(
+                SourceError::TooManyFiles
+                | SourceError::TooLarge
+                | SourceError::TooManyFileBytes => ApiError::new(
                     StatusCode::PAYLOAD_TOO_LARGE,
                     "archive_too_large",
                     error.to_string(),

@@ -1,7 +1,5 @@
 //! Import and export of Markdown vaults against real stores. The tests are generic
-//! over `StoreFactory` (the conformance suite's); they run on SQLite here. A
-//! PostgreSQL expansion is one line (`vault_suite!(postgres, …)` with the factory
-//! of `synap-store-postgres/tests/it/conformance.rs`).
+//! over `StoreFactory` (the conformance suite's) and run on SQLite and PostgreSQL.
 
 mod backends;
 mod vault;
@@ -20,14 +18,22 @@ macro_rules! vault_tests {
     )*};
 }
 
-mod sqlite {
-    vault_tests!(
-        crate::backends::Sqlite;
-        a_realistic_vault_maps_to_entities_links_and_a_report,
-        importing_the_same_vault_again_appends_nothing,
-        an_edited_vault_appends_only_its_changes,
-        import_export_import_gives_the_same_state,
-        export_at_an_earlier_time_matches_the_state_then,
-        a_zip_imports_like_its_folder,
-    );
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            vault_tests!(crate::backends::Sqlite; $($name),*);
+        }
+        mod postgres {
+            vault_tests!(crate::backends::Postgres; $($name),*);
+        }
+    };
 }
+
+on_both_backends!(
+    a_realistic_vault_maps_to_entities_links_and_a_report,
+    importing_the_same_vault_again_appends_nothing,
+    an_edited_vault_appends_only_its_changes,
+    import_export_import_gives_the_same_state,
+    export_at_an_earlier_time_matches_the_state_then,
+    a_zip_imports_like_its_folder,
+);

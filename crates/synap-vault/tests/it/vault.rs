@@ -52,6 +52,8 @@ struct Seen {
     body: Option<String>,
     task: Option<TaskFields>,
     metadata: serde_json::Map<String, Value>,
+    /// Attached files: name, SHA-256 and media type.
+    attachments: BTreeSet<(String, String, String)>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -122,6 +124,11 @@ async fn state(h: &Harness) -> State {
                 body,
                 task,
                 metadata: view.metadata.clone(),
+                attachments: view
+                    .attachments
+                    .iter()
+                    .map(|a| (a.filename.clone(), a.hash.to_hex(), a.media_type.clone()))
+                    .collect(),
             },
         );
     }
@@ -183,7 +190,6 @@ pub async fn a_realistic_vault_maps_to_entities_links_and_a_report<F: StoreFacto
         ("Welcome.md", "ambiguous_link"),
         ("Inbox/No Frontmatter.md", "broken_link"),
         ("Inbox/bad-yaml.md", "bad_frontmatter"),
-        ("attachments/diagram.png", "attachment_pending"),
     ] {
         assert!(
             has_problem(&report, path, kind),
@@ -212,6 +218,16 @@ pub async fn a_realistic_vault_maps_to_entities_links_and_a_report<F: StoreFacto
 
     let (_, welcome) = s.by_path("Welcome.md");
     assert_eq!(welcome.title, "Welcome");
+    // The embedded PNG is attached to the note that embeds it, byte for byte.
+    assert_eq!(report.attachments_added, 1, "{report:#?}");
+    let png = std::fs::read(fixture().join("attachments/diagram.png")).unwrap();
+    let expected: BTreeSet<(String, String, String)> = [(
+        "diagram.png".to_string(),
+        synap_domain::ids::ContentHash::of(&png).to_hex(),
+        "image/png".to_string(),
+    )]
+    .into();
+    assert_eq!(welcome.attachments, expected);
     let tags: BTreeSet<String> = ["start", "Guide", "inbox"].map(String::from).into();
     assert_eq!(welcome.tags, tags, "code blocks and URLs hold no tags");
     assert_eq!(welcome.metadata["aliases"], json!(["Start", "Home page"]));
@@ -318,7 +334,14 @@ pub async fn importing_the_same_vault_again_appends_nothing<F: StoreFactory>() {
     let again = import_dir(&h, &fixture()).await;
     assert_eq!(h.head().await, head, "no event: {again:#?}");
     assert_eq!((again.created, again.updated, again.unchanged), (0, 0, 9));
-    assert_eq!((again.events, again.relations_created), (0, 0));
+    assert_eq!(
+        (
+            again.events,
+            again.relations_created,
+            again.attachments_added
+        ),
+        (0, 0, 0)
+    );
     assert_eq!(state(&h).await, before);
 }
 
