@@ -23,6 +23,9 @@ use tokio::task::JoinHandle;
 
 /// Longest the workers get to finish their current steps after shutdown began.
 pub const STOP_GRACE: Duration = Duration::from_secs(10);
+/// How often the schedules every user has (the insight job) are given to users
+/// who lack them — new users get theirs within this time.
+pub const ENSURE_SCHEDULES_INTERVAL: Duration = Duration::from_secs(60);
 
 /// The configured embedding model, loaded (a local model's files are read here,
 /// so a bad setting stops the start with one line); `None` when there is none.
@@ -59,6 +62,7 @@ pub fn registry(
 pub struct Workers {
     handles: Vec<JoinHandle<TickReport>>,
     indexer: Option<JoinHandle<()>>,
+    schedules: JoinHandle<()>,
     stop: watch::Sender<bool>,
 }
 
@@ -78,6 +82,11 @@ impl Workers {
         let indexer = embedder.map(|embedder| {
             tokio::spawn(Indexer::new(store.clone(), embedder).run(stopped.clone()))
         });
+        let schedules = tokio::spawn(ensure_user_schedules(
+            store.clone(),
+            clock.clone(),
+            stopped.clone(),
+        ));
         let base = WorkerConfig::new(owner_name(0)).with_lease(settings.lease);
         let handles = spawn_workers(
             store,
@@ -91,6 +100,7 @@ impl Workers {
         Workers {
             handles,
             indexer,
+            schedules,
             stop,
         }
     }
@@ -114,8 +124,31 @@ impl Workers {
             if let Some(indexer) = self.indexer {
                 let _ = indexer.await;
             }
+            let _ = self.schedules.await;
         };
         let _ = tokio::time::timeout(STOP_GRACE, waiting).await;
         total
+    }
+}
+
+/// Gives every user the schedules every user has (`synap_flows::insights`), now
+/// and every [`ENSURE_SCHEDULES_INTERVAL`], until `stop` turns true.
+async fn ensure_user_schedules(
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+    mut stop: watch::Receiver<bool>,
+) {
+    while !*stop.borrow() {
+        let spec = synap_flows::insights::insights_schedule(clock.now());
+        if let Err(error) = store.ensure_schedules(&spec).await {
+            eprintln!(
+                "synap: cannot give users their {} schedule: {error}",
+                spec.name
+            );
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(ENSURE_SCHEDULES_INTERVAL) => {}
+            _ = stop.changed() => {}
+        }
     }
 }

@@ -7,6 +7,9 @@
 //! - [`index`]: the search indexer — keeps every live entity's vectors current
 //!   for the configured embedding model, in the background (not a workflow: one
 //!   idempotent loop over derived data).
+//! - [`insights`]: `insights.suggest` — the hourly insight job: a tag put on 3+
+//!   entities within a day that no project carries becomes a suggestion; and
+//!   accepting one (the project and its `contains` links).
 //! - [`search`]: search in full-text, semantic and hybrid modes, for the HTTP API
 //!   and the CLI.
 //! - [`webhooks`]: `webhook.deliver` — one signed POST per event and subscription
@@ -18,6 +21,7 @@
 
 pub mod enrich;
 pub mod index;
+pub mod insights;
 pub mod search;
 pub mod webhooks;
 
@@ -50,6 +54,7 @@ pub fn registry(store: Arc<dyn Store>, clock: Arc<dyn Clock>, config: &FlowsConf
         .embedder
         .clone()
         .map(|embedder| index::Indexer::new(store.clone(), embedder));
+    registry.register(insights::insights_suggest(store.clone(), clock.clone()));
     registry.register(webhooks::webhook_deliver(Arc::new(
         webhooks::DeliveryContext {
             store: store.clone(),

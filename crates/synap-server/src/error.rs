@@ -58,7 +58,13 @@ impl ApiError {
     pub fn into_parts(self) -> ApiErrorParts {
         *self.0
     }
+    /// Adds an extension member. The standard members of a problem (`type`,
+    /// `title`, `status`, `detail`, `instance`) and `code` are not extensions.
     pub fn with(mut self, key: &str, value: impl Into<Value>) -> Self {
+        debug_assert!(
+            !["type", "title", "status", "detail", "instance", "code"].contains(&key),
+            "{key} is a standard problem member, not an extension"
+        );
         self.extensions.insert(key.to_string(), value.into());
         self
     }

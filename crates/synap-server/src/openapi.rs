@@ -76,6 +76,10 @@ pub fn base() -> OpenApi {
             "Durable multi-step runs (AI enrichment, webhooks): their steps, attempts and errors; retry and cancel.",
         ),
         (
+            "suggestions",
+            "What scheduled workflows propose (a project for a busy tag): accept or dismiss.",
+        ),
+        (
             "webhooks",
             "Signed (Standard Webhooks) deliveries of chosen event types to your URLs.",
         ),

@@ -37,6 +37,7 @@ mod project;
 mod read;
 mod schema;
 mod store;
+mod suggestions;
 #[cfg(feature = "testing")]
 pub mod testing;
 mod transfer;

@@ -273,6 +273,8 @@ CREATE POLICY entity_attachments_of_user ON entity_attachments
     crate::vectors::SCHEMA,
     // 6: webhook subscriptions (see `webhooks`), under row-level security.
     crate::webhooks::SCHEMA,
+    // 7: suggestions (see `suggestions`), under row-level security.
+    crate::suggestions::SCHEMA,
 ];
 
 /// The version of snapshot states; bump it when `EntityState` changes shape so

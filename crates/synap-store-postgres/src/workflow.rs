@@ -578,6 +578,45 @@ impl WorkflowStore for PostgresStore {
         .await
     }
 
+    async fn ensure_schedules(&self, spec: &ScheduleSpec) -> StoreResult<u64> {
+        check_schedule(spec)?;
+        let now = micros(self.clock().now());
+        let spec = spec.clone();
+        self.system_work(move |conn| {
+            conn.transaction(None, |conn| {
+                let users: Vec<uuid::Uuid> = conn
+                    .query(
+                        "SELECT u.id FROM users u WHERE u.disabled_at IS NULL AND NOT EXISTS \
+                         (SELECT 1 FROM workflow_schedules s WHERE s.user_id = u.id AND s.name = $1)",
+                        &[&spec.name],
+                    )?
+                    .iter()
+                    .map(|row| row.try_get(0).map_err(crate::codec::corrupt))
+                    .collect::<StoreResult<_>>()?;
+                let mut made = 0;
+                for user in users {
+                    // Another process may ensure the same schedule at once.
+                    made += conn.execute(
+                        "INSERT INTO workflow_schedules (id, user_id, name, workflow, cron, input, next_fire_at, created_at, updated_at) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8) ON CONFLICT (user_id, name) DO NOTHING",
+                        &[
+                            &Uuid::now_v7(),
+                            &user,
+                            &spec.name,
+                            &spec.workflow,
+                            &spec.cron,
+                            &spec.input,
+                            &micros(spec.next_fire_at),
+                            &now,
+                        ],
+                    )?;
+                }
+                Ok(made)
+            })
+        })
+        .await
+    }
+
     async fn put_schedule(&self, scope: &Scope, spec: ScheduleSpec) -> StoreResult<Schedule> {
         check_schedule(&spec)?;
         let now = micros(self.clock().now());

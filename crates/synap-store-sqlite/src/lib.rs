@@ -25,6 +25,7 @@ mod project;
 mod read;
 mod schema;
 mod store;
+mod suggestions;
 mod transfer;
 mod vectors;
 mod webhooks;

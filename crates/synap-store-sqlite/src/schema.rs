@@ -220,6 +220,8 @@ ALTER TABLE contents ADD COLUMN object_key TEXT;
     crate::vectors::SCHEMA,
     // 6: webhook subscriptions (see `webhooks`).
     crate::webhooks::SCHEMA,
+    // 7: suggestions (see `suggestions`).
+    crate::suggestions::SCHEMA,
 ];
 
 /// The version of snapshot states; bump it when `EntityState` changes shape so

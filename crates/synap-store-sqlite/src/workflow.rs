@@ -620,6 +620,49 @@ impl WorkflowStore for SqliteStore {
         .await
     }
 
+    async fn ensure_schedules(&self, spec: &ScheduleSpec) -> StoreResult<u64> {
+        check_schedule(spec)?;
+        let now = micros(self.clock().now());
+        let spec = spec.clone();
+        self.exclusive(move |conn| {
+            write_tx(conn, |conn| {
+                let input = json_text(&spec.input)?;
+                let users: Vec<Vec<u8>> = {
+                    let mut statement = conn
+                        .prepare_cached(
+                            "SELECT u.id FROM users u WHERE u.disabled_at IS NULL AND NOT EXISTS \
+                             (SELECT 1 FROM workflow_schedules s WHERE s.user_id = u.id AND s.name = ?1)",
+                        )
+                        .map_err(sql_error)?;
+                    let rows = statement
+                        .query_map(params![spec.name], |row| row.get(0))
+                        .map_err(sql_error)?;
+                    rows.collect::<Result<_, _>>().map_err(sql_error)?
+                };
+                for user in &users {
+                    conn.prepare_cached(
+                        "INSERT INTO workflow_schedules (id, user_id, name, workflow, cron, input, next_fire_at, created_at, updated_at) \
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8)",
+                    )
+                    .map_err(sql_error)?
+                    .execute(params![
+                        Uuid::now_v7().as_bytes(),
+                        user,
+                        spec.name,
+                        spec.workflow,
+                        spec.cron,
+                        input,
+                        micros(spec.next_fire_at),
+                        now,
+                    ])
+                    .map_err(sql_error)?;
+                }
+                Ok(users.len() as u64)
+            })
+        })
+        .await
+    }
+
     async fn put_schedule(&self, scope: &Scope, spec: ScheduleSpec) -> StoreResult<Schedule> {
         check_schedule(&spec)?;
         let now = micros(self.clock().now());

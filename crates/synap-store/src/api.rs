@@ -658,6 +658,7 @@ pub trait Store:
     + crate::workflow::WorkflowStore
     + crate::vectors::VectorIndex
     + crate::webhooks::WebhookStore
+    + crate::suggestions::SuggestionStore
 {
 }
 
@@ -668,7 +669,8 @@ impl<
         + Accounts
         + crate::workflow::WorkflowStore
         + crate::vectors::VectorIndex
-        + crate::webhooks::WebhookStore,
+        + crate::webhooks::WebhookStore
+        + crate::suggestions::SuggestionStore,
 > Store for T
 {
 }

@@ -19,6 +19,8 @@
 //!   and hybrid (reciprocal rank fusion) searches over them.
 //! - [`webhooks`]: webhook subscriptions, and the delivery runs a command's events
 //!   start (inserted by the pipeline in the command's transaction).
+//! - [`suggestions`]: what scheduled workflows propose (a project for a busy tag),
+//!   and the user's decisions.
 //! - [`fold`]: time travel — state at a version or time from a snapshot and events.
 //! - `conformance` (feature `conformance`): the test suite every backend expands.
 
@@ -29,6 +31,7 @@ pub mod fold;
 pub mod objects;
 pub mod pipeline;
 pub mod progress;
+pub mod suggestions;
 pub mod transfer;
 pub mod vectors;
 pub mod webhooks;

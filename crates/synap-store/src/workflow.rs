@@ -582,6 +582,11 @@ pub trait WorkflowStore: Send + Sync {
     async fn list_schedules(&self, scope: &Scope) -> StoreResult<Vec<Schedule>>;
     /// Schedules of every user whose `next_fire_at` has come (at most `limit`).
     async fn due_schedules(&self, limit: u32) -> StoreResult<Vec<Schedule>>;
+    /// Gives every user who is not disabled and has no schedule named
+    /// `spec.name` that schedule (system work: schedules every user has, such as
+    /// the insight job). Existing schedules are left as they are. Answers how
+    /// many were made.
+    async fn ensure_schedules(&self, spec: &ScheduleSpec) -> StoreResult<u64>;
     /// Fires a due schedule: moves `next_fire_at` from `fired_at` to `next` and
     /// enqueues its run (id [`scheduled_run_id`]) in one transaction. `false` when
     /// another worker fired it first (nothing written).

@@ -205,6 +205,8 @@ fn runs_that_cannot_be_retried_or_do_not_exist_say_so() {
         server.call("POST", &format!("/v1/workflows/runs/{run_id}/retry"), None);
     assert_eq!(status, 409, "{problem}");
     assert_eq!(problem["code"], "run_not_failed");
+    assert_eq!(problem["status"], 409);
+    assert_eq!(problem["current_status"], "succeeded");
     let stderr = synap.fails(&["workflow", "retry", &run_id], 4);
     assert!(stderr.contains("only a failed run"), "{stderr}");
 

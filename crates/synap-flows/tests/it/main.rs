@@ -23,7 +23,9 @@ use synap_store_postgres::testing::TestCluster;
 use synap_workflow::{Worker, WorkerConfig};
 use uuid::Uuid;
 
+mod insights;
 mod webhooks;
+use insights::a_busy_tag_becomes_one_suggestion_and_accepting_makes_the_project;
 use webhooks::{
     a_failing_receiver_is_retried_then_disabled_with_the_reason,
     a_loopback_target_is_refused_unless_allowed,
@@ -398,4 +400,5 @@ on_both_backends!(
     events_reach_the_receiver_signed_per_standard_webhooks,
     a_failing_receiver_is_retried_then_disabled_with_the_reason,
     a_loopback_target_is_refused_unless_allowed,
+    a_busy_tag_becomes_one_suggestion_and_accepting_makes_the_project,
 );

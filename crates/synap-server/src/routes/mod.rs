@@ -10,6 +10,7 @@ pub mod health;
 pub mod relations;
 pub mod search;
 pub mod stream;
+pub mod suggestions;
 pub mod vault;
 pub mod webhooks;
 pub mod workflows;
@@ -30,4 +31,5 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(vault::router())
         .merge(workflows::router())
         .merge(webhooks::router())
+        .merge(suggestions::router())
 }

@@ -304,7 +304,7 @@ async fn get_run(
         (status = 202, description = "The run is queued again.", body = WorkflowRun),
         (status = 400, description = "A malformed id (`invalid_id`).", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such run (`not_found`).", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "The run has not failed (`run_not_failed`, with `status`): only failed runs are retried.", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The run has not failed (`run_not_failed`, with `current_status`): only failed runs are retried.", body = Problem, content_type = "application/problem+json"),
         CommonErrors,
     ),
     security(("bearer" = []), ("cookie" = [])),
@@ -324,7 +324,7 @@ async fn retry_run(
                 status.as_str()
             ),
         )
-        .with("status", status.as_str())),
+        .with("current_status", status.as_str())),
     }
 }
 

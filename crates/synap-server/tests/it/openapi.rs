@@ -46,6 +46,9 @@ const DATA_ROUTES: &[(&str, &str)] = &[
     ("post", "/v1/webhooks"),
     ("get", "/v1/webhooks/{id}"),
     ("delete", "/v1/webhooks/{id}"),
+    ("get", "/v1/suggestions"),
+    ("post", "/v1/suggestions/{id}/accept"),
+    ("post", "/v1/suggestions/{id}/dismiss"),
 ];
 
 fn is_data_path(path: &str) -> bool {
@@ -61,6 +64,7 @@ fn is_data_path(path: &str) -> bool {
             "/v1/export",
             "/v1/workflows",
             "/v1/webhooks",
+            "/v1/suggestions",
         ]
         .iter()
         .any(|prefix| path == *prefix || path.starts_with(&format!("{prefix}/")))

@@ -110,6 +110,14 @@ fn webhook_probes() -> Vec<Probe> {
     ]
 }
 
+/// Every route that takes a suggestion id.
+fn suggestion_probes() -> Vec<Probe> {
+    vec![
+        probe(Method::POST, "/v1/suggestions/{id}/accept", None),
+        probe(Method::POST, "/v1/suggestions/{id}/dismiss", None),
+    ]
+}
+
 /// Every route that takes a workflow run id.
 fn run_probes() -> Vec<Probe> {
     vec![
@@ -186,6 +194,10 @@ async fn another_users_ids_answer_like_missing_ids_on_every_route() {
         .await;
     assert_eq!(hook.status, StatusCode::CREATED, "{}", hook.text());
     let hook_id = hook.json()["id"].as_str().unwrap().to_string();
+    // A suggestion of the insight job.
+    let suggestion_id =
+        super::suggestions::suggest(&t, &alice, "Treasure", &[secret_id.clone(), other.clone()])
+            .await;
 
     let alice_before = t
         .get(&format!("/v1/entities/{secret_id}"), &alice)
@@ -202,6 +214,7 @@ async fn another_users_ids_answer_like_missing_ids_on_every_route() {
         (relation_probes(), vec![link_id.clone()]),
         (run_probes(), vec![run_id.clone()]),
         (webhook_probes(), vec![hook_id.clone()]),
+        (suggestion_probes(), vec![suggestion_id.clone()]),
     ] {
         for probe in &probes {
             for foreign_id in &foreign {
@@ -268,6 +281,8 @@ async fn another_users_ids_answer_like_missing_ids_on_every_route() {
         run_id.as_str(),
         hook_id.as_str(),
         "alice-hook",
+        suggestion_id.as_str(),
+        "Treasure",
         "zanzibar",
         "Secret",
         "classified",
@@ -292,6 +307,7 @@ async fn another_users_ids_answer_like_missing_ids_on_every_route() {
         "/v1/workflows/runs?workflow=capture.enrich".into(),
         "/v1/workflows/runs?workflow=webhook.deliver".into(),
         "/v1/webhooks".into(),
+        "/v1/suggestions".into(),
     ] {
         let reply = t.get(&uri, &bob).await;
         assert_eq!(reply.status, StatusCode::OK, "{uri}: {}", reply.text());

@@ -10,6 +10,7 @@ mod events;
 mod isolation;
 mod relations;
 mod search;
+mod suggestions;
 mod webhooks;
 
 use axum::Router;
