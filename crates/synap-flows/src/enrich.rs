@@ -23,6 +23,12 @@
 //!    records `skipped`; the background indexer covers anything a failed `embed`
 //!    left out.
 //!
+//! 4. **`notify`** — tells the user's webhook subscriptions to `capture.enriched`
+//!    that the thought is done (its title, type, tags and due date), as one
+//!    `webhook.deliver` run each, with ids derived from the run so a repeated step
+//!    enqueues nothing twice. The events `apply` appended reach subscriptions to
+//!    their own types like any other events.
+//!
 //! A note deleted before its run gets to it is left alone (the run succeeds with
 //! `skipped`).
 
@@ -39,6 +45,7 @@ use synap_domain::entity::EntityType;
 use synap_domain::event::{EventMetadata, Source};
 use synap_domain::tags::tag_key;
 use synap_domain::{DomainError, EntityId};
+use synap_store::webhooks::{DeliveryInput, WEBHOOK_DELIVER};
 use synap_store::workflow::NewRun;
 use synap_store::{Clock, CommandRequest, EntityView, Scope, Store, StoreError, Target};
 use synap_workflow::{RetryPolicy, StepContext, StepError, Workflow};
@@ -143,6 +150,7 @@ impl std::fmt::Debug for EnrichContext {
 pub fn capture_enrich(context: Arc<EnrichContext>) -> Workflow {
     let analyze_context = context.clone();
     let apply_context = context.clone();
+    let notify_context = context.clone();
     let analyze_policy = RetryPolicy::attempts(ANALYZE_ATTEMPTS)
         .with_backoff(ANALYZE_BACKOFF_INITIAL, ANALYZE_BACKOFF_MAX);
     Workflow::new(CAPTURE_ENRICH)
@@ -169,6 +177,10 @@ pub fn capture_enrich(context: Arc<EnrichContext>) -> Workflow {
                 async move { embed(&context, &step).await }
             },
         )
+        .step("notify", move |step| {
+            let context = notify_context.clone();
+            async move { notify(&context, &step).await }
+        })
 }
 
 fn input_of(step: &StepContext) -> Result<EnrichInput, StepError> {
@@ -367,6 +379,69 @@ async fn embed(context: &EnrichContext, step: &StepContext) -> Result<Value, Ste
         Err(IndexError::Embedding(error)) if error.is_retryable() => Err(retry(error)),
         Err(IndexError::Embedding(error)) => Err(StepError::non_retryable(error)),
     }
+}
+
+/// The notification type `notify` sends.
+pub const CAPTURE_ENRICHED: &str = "capture.enriched";
+
+async fn notify(context: &EnrichContext, step: &StepContext) -> Result<Value, StepError> {
+    let store = context.store.as_ref();
+    let hooks: Vec<_> = store
+        .webhooks(&step.scope)
+        .await
+        .map_err(store_failure)?
+        .into_iter()
+        .filter(|w| w.disabled_at.is_none() && w.wants(CAPTURE_ENRICHED))
+        .collect();
+    if hooks.is_empty() {
+        return Ok(skipped("no webhook subscribes to capture.enriched"));
+    }
+    let input = input_of(step)?;
+    let Some(note) = live_note(store, &step.scope, input.entity_id).await? else {
+        return Ok(skipped("the note was deleted before it was announced"));
+    };
+    let message = json!({
+        "type": CAPTURE_ENRICHED,
+        "timestamp": context.clock.now(),
+        "data": {
+            "entity_id": note.id,
+            "run_id": step.run_id,
+            "type": note.entity_type,
+            "title": note.title,
+            "tags": note.tags,
+            "due_at": note.task.as_ref().and_then(|t| t.due_at),
+        }
+    });
+    let mut enqueued = 0;
+    for hook in hooks {
+        let id = crate::derived_id(step.run_id, hook.id.as_bytes());
+        if store
+            .run_detail(&step.scope, id)
+            .await
+            .map_err(store_failure)?
+            .is_some()
+        {
+            continue;
+        }
+        let delivery = DeliveryInput {
+            webhook_id: hook.id,
+            message: message.clone(),
+        };
+        let run = NewRun {
+            id,
+            ..NewRun::new(
+                WEBHOOK_DELIVER,
+                serde_json::to_value(delivery).map_err(StepError::non_retryable)?,
+            )
+            .with_concurrency_key(format!("webhook:{}", hook.id))
+        };
+        store
+            .enqueue_run(&step.scope, run)
+            .await
+            .map_err(store_failure)?;
+        enqueued += 1;
+    }
+    Ok(json!({ "notified": enqueued }))
 }
 
 /// The changes that bring `note` to the analysis. A note the user already edited

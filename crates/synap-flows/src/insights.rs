@@ -11,7 +11,6 @@
 
 use jiff::{SignedDuration, Timestamp};
 use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use synap_domain::command::{CreateEntity, EntityCommand};
@@ -176,21 +175,6 @@ async fn entities_with_tag(
     }
 }
 
-/// An id derived from a suggestion and a purpose: the same every time, so that a
-/// repeated accept replays its commands instead of making a second project.
-fn derived(suggestion: Uuid, purpose: &[u8]) -> Uuid {
-    let digest = Sha256::new()
-        .chain_update(suggestion.as_bytes())
-        .chain_update(purpose)
-        .finalize();
-    let mut bytes = [0u8; 16];
-    bytes.copy_from_slice(&digest[..16]);
-    // A version-8 (custom) UUID, RFC 9562.
-    bytes[6] = (bytes[6] & 0x0f) | 0x80;
-    bytes[8] = (bytes[8] & 0x3f) | 0x80;
-    Uuid::from_bytes(bytes)
-}
-
 /// How accepting went.
 #[derive(Debug)]
 pub enum Accepted {
@@ -215,7 +199,7 @@ pub async fn accept_suggestion(
     if suggestion.status != synap_store::suggestions::SuggestionStatus::Pending {
         return Ok(Accepted::NotPending(suggestion.status));
     }
-    let project = EntityId(derived(id, b"project"));
+    let project = EntityId(crate::derived_id(id, b"project"));
     let create = CommandRequest {
         command_id: project.0,
         ..CommandRequest::new(
@@ -234,7 +218,7 @@ pub async fn accept_suggestion(
     };
     store.execute(create).await?;
     for entity in &suggestion.entity_ids {
-        let relation = RelationId(derived(id, entity.0.as_bytes()));
+        let relation = RelationId(crate::derived_id(id, entity.0.as_bytes()));
         let link = CommandRequest {
             command_id: relation.0,
             ..CommandRequest::new(

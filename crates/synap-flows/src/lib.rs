@@ -71,3 +71,19 @@ pub fn registry(store: Arc<dyn Store>, clock: Arc<dyn Clock>, config: &FlowsConf
     })));
     registry
 }
+
+/// An id derived from `base` and a purpose: the same every time, so a step or an
+/// accept that runs again replays its commands (or finds its runs) instead of
+/// making new ones. A version-8 (custom) UUID (RFC 9562) from SHA-256.
+pub(crate) fn derived_id(base: uuid::Uuid, purpose: &[u8]) -> uuid::Uuid {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::new()
+        .chain_update(base.as_bytes())
+        .chain_update(purpose)
+        .finalize();
+    let mut bytes = [0u8; 16];
+    bytes.copy_from_slice(&digest[..16]);
+    bytes[6] = (bytes[6] & 0x0f) | 0x80;
+    bytes[8] = (bytes[8] & 0x3f) | 0x80;
+    uuid::Uuid::from_bytes(bytes)
+}

@@ -36,6 +36,10 @@ pub const WEBHOOK_DESCRIPTION_CHARS_MAX: usize = 200;
 pub const WEBHOOK_ERROR_CHARS_MAX: usize = 500;
 /// The event type that subscribes to every event.
 pub const ALL_EVENTS: &str = "*";
+/// Notifications that are not events of the log but may be subscribed to like
+/// them: `capture.enriched`, sent by `capture.enrich` when a captured thought has
+/// been analysed, applied and indexed.
+pub const NOTIFICATION_TYPES: &[&str] = &["capture.enriched"];
 
 /// A subscription to create. `secret` is the Standard Webhooks signing secret
 /// (`whsec_` + base64), made by the caller.
@@ -121,7 +125,10 @@ impl NewWebhook {
             ));
         }
         for event_type in &self.event_types {
-            if event_type != ALL_EVENTS && !CATALOGUE.iter().any(|(name, _)| name == event_type) {
+            let known = event_type == ALL_EVENTS
+                || NOTIFICATION_TYPES.contains(&event_type.as_str())
+                || CATALOGUE.iter().any(|(name, _)| name == event_type);
+            if !known {
                 return Err(field(
                     "event_types",
                     format!("{event_type:?} is not an event type; types look like entity.created"),

@@ -73,7 +73,7 @@ fn a_capture_over_http_is_enriched_by_the_local_provider() {
         .iter()
         .map(|s| s["name"].as_str().unwrap())
         .collect();
-    assert_eq!(steps, ["analyze", "apply", "embed"]);
+    assert_eq!(steps, ["analyze", "apply", "embed", "notify"]);
     assert_eq!(
         run["steps"][2]["output"]["skipped"], "no embedding model is configured",
         "{run}"

@@ -27,6 +27,7 @@ mod insights;
 mod webhooks;
 use insights::a_busy_tag_becomes_one_suggestion_and_accepting_makes_the_project;
 use webhooks::{
+    a_capture_is_announced_to_capture_enriched_subscribers,
     a_failing_receiver_is_retried_then_disabled_with_the_reason,
     a_loopback_target_is_refused_unless_allowed,
     events_reach_the_receiver_signed_per_standard_webhooks,
@@ -253,10 +254,14 @@ async fn a_captured_task_gets_its_title_tags_type_and_due_date(f: Fixture) {
     assert_eq!(run.run.status, RunStatus::Succeeded);
     assert_eq!(run.run.trigger_position, Some(history.items[0].position));
     let names: Vec<_> = run.steps.iter().map(|s| s.name.as_str()).collect();
-    assert_eq!(names, ["analyze", "apply", "embed"]);
+    assert_eq!(names, ["analyze", "apply", "embed", "notify"]);
     assert_eq!(
         run.steps[2].output,
         Some(serde_json::json!({ "skipped": "no embedding model is configured" }))
+    );
+    assert_eq!(
+        run.steps[3].output,
+        Some(serde_json::json!({ "skipped": "no webhook subscribes to capture.enriched" }))
     );
 }
 
@@ -401,4 +406,5 @@ on_both_backends!(
     a_failing_receiver_is_retried_then_disabled_with_the_reason,
     a_loopback_target_is_refused_unless_allowed,
     a_busy_tag_becomes_one_suggestion_and_accepting_makes_the_project,
+    a_capture_is_announced_to_capture_enriched_subscribers,
 );

@@ -272,3 +272,28 @@ pub async fn a_loopback_target_is_refused_unless_allowed(f: Fixture) {
     assert_eq!(webhook.consecutive_failures, 1);
     assert!(webhook.last_error.unwrap().contains("loopback"));
 }
+
+pub async fn a_capture_is_announced_to_capture_enriched_subscribers(f: Fixture) {
+    let receiver = Receiver::start(204);
+    subscribe(&f, &receiver.url, &["capture.enriched"]).await;
+    let (id, _, run_id) = f.capture("Buy milk tomorrow at 3pm").await;
+    let worker = f.worker_with(allowing_private());
+    // The enrichment run, then the delivery it enqueued.
+    worker.tick().await.unwrap();
+    worker.tick().await.unwrap();
+    let run = f.run(run_id).await;
+    assert_eq!(run.run.status, RunStatus::Succeeded, "{run:?}");
+    assert_eq!(run.steps[3].name, "notify");
+    assert_eq!(
+        run.steps[3].output,
+        Some(serde_json::json!({ "notified": 1 }))
+    );
+    let received = receiver.received();
+    assert_eq!(received.len(), 1, "only the announcement, no raw events");
+    let message: serde_json::Value = serde_json::from_str(&received[0].body).unwrap();
+    assert_eq!(message["type"], "capture.enriched");
+    assert_eq!(message["data"]["entity_id"], id.0.to_string());
+    assert_eq!(message["data"]["type"], "task");
+    assert_eq!(message["data"]["run_id"], run_id.to_string());
+    assert!(message["data"]["due_at"].is_string(), "{message}");
+}
