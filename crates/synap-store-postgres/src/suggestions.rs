@@ -68,6 +68,30 @@ fn load(conn: &mut Conn, user: &UserId, id: Uuid) -> StoreResult<Option<Suggesti
     .transpose()
 }
 
+/// Inserts a suggestion as it is (`admin migrate`).
+pub(crate) fn insert_suggestion(conn: &mut Conn, suggestion: &Suggestion) -> StoreResult<()> {
+    let entities = serde_json::to_value(&suggestion.entity_ids)
+        .map_err(|e| StoreError::Backend(e.to_string()))?;
+    conn.execute(
+        &format!(
+            "INSERT INTO suggestions ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
+        ),
+        &[
+            &suggestion.id,
+            &suggestion.user_id.0,
+            &suggestion.kind,
+            &suggestion.tag,
+            &suggestion.tag_key,
+            &entities,
+            &suggestion.status.as_str(),
+            &micros(suggestion.created_at),
+            &suggestion.decided_at.map(micros),
+            &suggestion.project_id.map(|p| p.0),
+        ],
+    )?;
+    Ok(())
+}
+
 #[async_trait]
 impl SuggestionStore for PostgresStore {
     async fn put_suggestion(

@@ -111,6 +111,12 @@ fn insert_accounts(conn: &mut Conn, accounts: &AccountsRecord) -> StoreResult<()
             ],
         )?;
     }
+    for webhook in &accounts.webhooks {
+        crate::webhooks::insert_webhook(conn, webhook)?;
+    }
+    for suggestion in &accounts.suggestions {
+        crate::suggestions::insert_suggestion(conn, suggestion)?;
+    }
     Ok(())
 }
 
@@ -122,10 +128,13 @@ fn insert_contents(conn: &mut Conn, batch: &[ContentRecord]) -> StoreResult<()> 
     let storages: Vec<&str> = batch.iter().map(|c| c.storage.as_str()).collect();
     let bodies: Vec<Option<&str>> = batch.iter().map(|c| c.body.as_deref()).collect();
     let created: Vec<i64> = batch.iter().map(|c| micros(c.created_at)).collect();
+    let providers: Vec<Option<&str>> = batch.iter().map(|c| c.object_provider.as_deref()).collect();
+    let keys: Vec<Option<&str>> = batch.iter().map(|c| c.object_key.as_deref()).collect();
     conn.execute(
-        "INSERT INTO contents (user_id, hash, size, media_type, storage, body, created_at) \
+        "INSERT INTO contents (user_id, hash, size, media_type, storage, body, created_at, \
+                               object_provider, object_key) \
          SELECT * FROM unnest($1::uuid[], $2::bytea[], $3::bigint[], $4::text[], $5::text[], \
-                              $6::text[], $7::bigint[])",
+                              $6::text[], $7::bigint[], $8::text[], $9::text[])",
         &[
             &users,
             &hashes,
@@ -134,6 +143,8 @@ fn insert_contents(conn: &mut Conn, batch: &[ContentRecord]) -> StoreResult<()> 
             &storages,
             &bodies,
             &created,
+            &providers,
+            &keys,
         ],
     )?;
     Ok(())

@@ -78,6 +78,34 @@ fn load(conn: &mut Conn, user: &UserId, id: Uuid) -> StoreResult<Option<Webhook>
     .transpose()
 }
 
+/// Inserts a subscription as it is (`admin migrate`).
+pub(crate) fn insert_webhook(conn: &mut Conn, webhook: &Webhook) -> StoreResult<()> {
+    let types = serde_json::to_value(&webhook.event_types)
+        .map_err(|e| StoreError::Backend(e.to_string()))?;
+    let failures = i32::try_from(webhook.consecutive_failures).unwrap_or(i32::MAX);
+    conn.execute(
+        &format!(
+            "INSERT INTO webhooks ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
+        ),
+        &[
+            &webhook.id,
+            &webhook.user_id.0,
+            &webhook.url,
+            &types,
+            &webhook.description,
+            &webhook.secret,
+            &micros(webhook.created_at),
+            &webhook.disabled_at.map(micros),
+            &webhook.disabled_reason,
+            &failures,
+            &webhook.last_attempt_at.map(micros),
+            &webhook.last_success_at.map(micros),
+            &webhook.last_error,
+        ],
+    )?;
+    Ok(())
+}
+
 /// The user's live subscriptions (id, event types), for the write path.
 pub fn live_webhooks(conn: &mut Conn, user: &UserId) -> StoreResult<Vec<(Uuid, Vec<String>)>> {
     conn.query(

@@ -69,6 +69,21 @@ fn load(conn: &Connection, user: &UserId, id: Uuid) -> StoreResult<Option<Sugges
     .transpose()
 }
 
+/// Every suggestion of every user (`admin migrate`).
+pub(crate) fn all_suggestions(conn: &Connection) -> StoreResult<Vec<Suggestion>> {
+    let mut statement = conn
+        .prepare_cached(&format!(
+            "SELECT {COLUMNS} FROM suggestions ORDER BY created_at, id"
+        ))
+        .map_err(sql_error)?;
+    let mut rows = statement.query([]).map_err(sql_error)?;
+    let mut all = Vec::new();
+    while let Some(row) = rows.next().map_err(sql_error)? {
+        all.push(from_row(row)?);
+    }
+    Ok(all)
+}
+
 #[async_trait]
 impl SuggestionStore for SqliteStore {
     async fn put_suggestion(

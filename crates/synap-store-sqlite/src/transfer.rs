@@ -119,7 +119,8 @@ fn contents(
     after: Option<(UserId, ContentHash)>,
     limit: usize,
 ) -> StoreResult<Vec<ContentRecord>> {
-    const COLUMNS: &str = "user_id, hash, size, media_type, storage, body, created_at";
+    const COLUMNS: &str =
+        "user_id, hash, size, media_type, storage, body, created_at, object_provider, object_key";
     let (sql, args) = match after {
         None => (
             format!("SELECT {COLUMNS} FROM contents ORDER BY user_id, hash LIMIT ?1"),
@@ -154,6 +155,8 @@ fn contents(
             storage: row.get(4).map_err(bad)?,
             body,
             created_at: timestamp(row.get(6).map_err(bad)?)?,
+            object_provider: row.get(7).map_err(bad)?,
+            object_key: row.get(8).map_err(bad)?,
         });
         if bytes >= CONTENT_BATCH_BYTES_MAX {
             break;
@@ -222,6 +225,8 @@ fn accounts(conn: &Connection) -> StoreResult<AccountsRecord> {
             last_seen_at: timestamp(row.get(4).map_err(bad)?)?,
         });
     }
+    accounts.webhooks = crate::webhooks::all_webhooks(conn)?;
+    accounts.suggestions = crate::suggestions::all_suggestions(conn)?;
     Ok(accounts)
 }
 

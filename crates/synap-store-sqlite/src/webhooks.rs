@@ -76,6 +76,21 @@ fn load(conn: &Connection, user: &UserId, id: Uuid) -> StoreResult<Option<Webhoo
     .transpose()
 }
 
+/// Every subscription of every user (`admin migrate`).
+pub(crate) fn all_webhooks(conn: &Connection) -> StoreResult<Vec<Webhook>> {
+    let mut statement = conn
+        .prepare_cached(&format!(
+            "SELECT {COLUMNS} FROM webhooks ORDER BY created_at, id"
+        ))
+        .map_err(sql_error)?;
+    let mut rows = statement.query([]).map_err(sql_error)?;
+    let mut all = Vec::new();
+    while let Some(row) = rows.next().map_err(sql_error)? {
+        all.push(from_row(row)?);
+    }
+    Ok(all)
+}
+
 /// The user's live subscriptions (id, event types), for the write path.
 pub fn live_webhooks(conn: &Connection, user: &UserId) -> StoreResult<Vec<(Uuid, Vec<String>)>> {
     let mut statement = conn

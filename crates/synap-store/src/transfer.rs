@@ -3,7 +3,7 @@
 //!
 //! What moves is the source of truth only — the event log, the content bodies,
 //! the accounts (users with their password hashes, API tokens with their secret
-//! hashes, sessions) and the idempotency records. Projections and snapshots are
+//! hashes, sessions, webhook subscriptions, suggestions) and the idempotency records. Projections and snapshots are
 //! derived: the target rebuilds them from the copied log ([`Import::finish_import`]).
 //!
 //! Positions are not copied: the target assigns its own, in the same order, so the
@@ -64,6 +64,11 @@ pub struct ContentRecord {
     /// Where the body lives (`db`: in `body`).
     pub storage: String,
     pub body: Option<String>,
+    /// The object store provider and key of a body or attachment kept there
+    /// (`objects::content_key`); the bytes themselves stay in the object store,
+    /// which source and target share.
+    pub object_provider: Option<String>,
+    pub object_key: Option<String>,
     pub created_at: Timestamp,
 }
 
@@ -113,6 +118,10 @@ pub struct AccountsRecord {
     pub users: Vec<UserRecord>,
     pub tokens: Vec<TokenRecord>,
     pub sessions: Vec<SessionRow>,
+    /// Webhook subscriptions (with their secrets and delivery state).
+    pub webhooks: Vec<crate::webhooks::Webhook>,
+    /// Suggestions, decided or not (a dismissed one must stay dismissed).
+    pub suggestions: Vec<crate::suggestions::Suggestion>,
 }
 
 /// Where an event sits in the log, independent of positions: its stream and

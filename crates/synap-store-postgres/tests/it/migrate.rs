@@ -12,8 +12,12 @@ use synap_domain::command::{Change, CreateEntity, EntityCommand, TaskInput};
 use synap_domain::entity::{EntityType, TaskStatus};
 use synap_domain::event::{EventMetadata, Source};
 use synap_domain::ids::{EntityId, UserId};
+use synap_store::attachments;
 use synap_store::conformance::Actor;
+use synap_store::objects::{INLINE_BODY_BYTES_MAX_DEFAULT, ObjectStoreConfig, Objects};
+use synap_store::suggestions::{Decision, NewSuggestion, PROJECT_FROM_TAG, SuggestionStore};
 use synap_store::transfer::{Export, copy};
+use synap_store::webhooks::{NewWebhook, WebhookStore};
 use synap_store::{
     Accounts, AsOf, Clock, CommandRequest, Direction, EntityFilter, EventFilter, EventStore,
     GraphRequest, Maintenance, ManualClock, NewSession, NewToken, NewUser, Scope, SearchRequest,
@@ -494,16 +498,79 @@ async fn a_populated_embedded_instance_migrates_with_the_same_answers() {
     };
     let dir = tempfile::tempdir().expect("a temporary directory");
     let clock = Arc::new(ManualClock::new(START.parse().expect("a time")));
+    // Both stores use the data directory's object store, as `admin migrate` does.
+    let objects_config = ObjectStoreConfig::Fs {
+        root: dir.path().join("objects"),
+    };
+    let objects = Arc::new(
+        tokio::task::spawn_blocking(move || {
+            Objects::open(&objects_config, INLINE_BODY_BYTES_MAX_DEFAULT).expect("objects")
+        })
+        .await
+        .expect("open the object store"),
+    );
     let source = SqliteStore::open(SqliteConfig {
         clock: clock.clone(),
+        objects: Some(objects.clone()),
         ..SqliteConfig::new(dir.path().join("synap.db"))
     })
     .expect("open the embedded store");
     let populated = populate(&source, &clock).await;
+    // An attachment: its bytes are in the object store, its row names the object.
+    let (owner, long, _) = &populated.long;
+    let photo: Vec<u8> = (0..70_000u32).map(|i| (i % 251) as u8).collect();
+    let (attached, _) = attachments::attach_bytes(
+        &source,
+        *owner,
+        *long,
+        attachments::Upload {
+            filename: "photo.bin".into(),
+            declared_media_type: None,
+            limit_bytes: attachments::ATTACHMENT_BYTES_MAX_DEFAULT,
+            metadata: EventMetadata::default(),
+        },
+        photo.clone(),
+    )
+    .await
+    .expect("attach");
+
+    // Configuration beside the log: a webhook subscription and a dismissed suggestion.
+    let hook = source
+        .create_webhook(
+            owner,
+            NewWebhook {
+                id: Uuid::now_v7(),
+                url: "https://hooks.example.com/x".into(),
+                event_types: vec!["entity.created".into()],
+                description: None,
+                secret: "whsec_c2VjcmV0c2VjcmV0c2VjcmV0".into(),
+            },
+        )
+        .await
+        .expect("a webhook");
+    let suggestion = source
+        .put_suggestion(
+            owner,
+            NewSuggestion {
+                id: Uuid::now_v7(),
+                kind: PROJECT_FROM_TAG.into(),
+                tag: "Travel".into(),
+                tag_key: "travel".into(),
+                entity_ids: vec![*long],
+            },
+        )
+        .await
+        .expect("a suggestion")
+        .expect("new");
+    source
+        .decide_suggestion(owner, suggestion.id, Decision::Dismissed)
+        .await
+        .expect("dismiss");
 
     let url = cluster.fresh_database();
     let target = PostgresStore::open(PostgresConfig {
         create_local_owner: false,
+        objects: Some(objects.clone()),
         ..PostgresConfig::new(url.clone())
     })
     .await
@@ -525,6 +592,27 @@ async fn a_populated_embedded_instance_migrates_with_the_same_answers() {
     assert_eq!(verify.events_checked, inventory.events);
 
     assert_same_answers(&source, &target, &populated).await;
+
+    assert_eq!(
+        target.webhooks(owner).await.expect("webhooks"),
+        vec![hook],
+        "the subscription moved, secret included"
+    );
+    assert_eq!(
+        target.suggestions(owner, None).await.expect("suggestions"),
+        source.suggestions(owner, None).await.expect("suggestions"),
+        "a dismissed suggestion stays dismissed"
+    );
+
+    // The attachment reads back on the target, byte for byte.
+    let mut stream = attachments::open(&target, *owner, &attached, None)
+        .await
+        .expect("the attachment opens on the target");
+    let mut read = Vec::new();
+    while let Some(chunk) = futures_util::StreamExt::next(&mut stream).await {
+        read.extend_from_slice(&chunk.expect("a chunk"));
+    }
+    assert_eq!(read, photo);
 
     // A repeated command replays its recorded outcome, every event of it.
     let (request, event_ids) = &populated.replayable;
