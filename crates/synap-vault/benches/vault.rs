@@ -1,18 +1,22 @@
 //! Vault import and export at scale: generates a 10,000-note vault on disk (nested
-//! folders, frontmatter, tags, 3 wikilinks per note), imports it into a fresh
-//! SQLite data directory (durable commits, the default), imports it again (nothing
-//! changes), and exports it to a folder. Prints notes/s for each.
+//! folders, frontmatter, tags, 3 wikilinks per note, and every 10th note embedding a
+//! 64 KiB file of its own, every 50th a shared one), imports it into a fresh SQLite
+//! data directory with its object store (durable commits, the default), imports it
+//! again (nothing changes), and exports it to a folder. Prints notes/s for each and
+//! the bytes the object store holds per byte of (distinct) attachment.
 //!
 //! ```sh
 //! cargo bench -p synap-vault --bench vault
 //! SYNAP_BENCH_NOTES=2000 cargo bench -p synap-vault --bench vault   # smaller
 //! ```
 //!
-//! Targets (issue 6): import ≥ 2,000 notes/s, export ≥ 5,000 notes/s.
+//! Targets (issue 6): import ≥ 2,000 notes/s, export ≥ 5,000 notes/s, attachments
+//! stored at ≤ 1.05 × their size.
 
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
+use synap_store::objects::{INLINE_BODY_BYTES_MAX_DEFAULT, ObjectStoreConfig, Objects};
 use synap_store::{Scope, Store};
 use synap_store_sqlite::{SqliteConfig, SqliteStore};
 use synap_vault::{ExportOptions, ImportOptions, VaultSource, export_vault, import_vault};
@@ -21,6 +25,12 @@ const NOTES_DEFAULT: usize = 10_000;
 const FOLDERS: usize = 100;
 const LINKS_PER_NOTE: usize = 3;
 const TAG_POOL: usize = 50;
+/// Every this many notes embeds a file of its own …
+const ATTACHMENT_EVERY: usize = 10;
+/// … of this size;
+const ATTACHMENT_BYTES: usize = 64 * 1024;
+/// and every this many notes embeds the one shared file (stored once).
+const SHARED_EVERY: usize = 50;
 const WORDS: &[&str] = &[
     "graph", "note", "idea", "project", "meeting", "rust", "storage", "event", "search", "vault",
     "design", "review", "plan", "draft", "summary", "question", "answer", "link", "task", "week",
@@ -41,9 +51,23 @@ impl Rng {
     }
 }
 
-fn generate(root: &Path, notes: usize) -> u64 {
+/// What the generator wrote.
+struct Generated {
+    markdown_bytes: u64,
+    /// Bytes of distinct attachment files.
+    attachment_bytes: u64,
+    attachments: u64,
+}
+
+fn generate(root: &Path, notes: usize) -> Generated {
     let mut rng = Rng(0x5eed_cafe);
     let mut bytes = 0u64;
+    let mut attachment_bytes = 0u64;
+    let mut attachments = 0u64;
+    std::fs::create_dir_all(root).expect("create the vault");
+    let shared: Vec<u8> = (0..ATTACHMENT_BYTES).map(|_| rng.next() as u8).collect();
+    std::fs::write(root.join("shared.bin"), &shared).expect("write the shared file");
+    attachment_bytes += shared.len() as u64;
     for i in 0..notes {
         let folder = format!("Area {:02}/Topic {:02}", i % 10, (i / 10) % (FOLDERS / 10));
         let mut text = String::with_capacity(1400);
@@ -68,10 +92,39 @@ fn generate(root: &Path, notes: usize) -> u64 {
         }
         let dir = root.join(&folder);
         std::fs::create_dir_all(&dir).expect("create a folder");
+        if i % ATTACHMENT_EVERY == 0 {
+            let own: Vec<u8> = (0..ATTACHMENT_BYTES).map(|_| rng.next() as u8).collect();
+            std::fs::write(dir.join(format!("file {i}.bin")), &own).expect("write a file");
+            text.push_str(&format!("![[file {i}.bin]]\n"));
+            attachment_bytes += own.len() as u64;
+            attachments += 1;
+        }
+        if i % SHARED_EVERY == 0 {
+            text.push_str("![[shared.bin]]\n");
+            attachments += 1;
+        }
         std::fs::write(dir.join(format!("Note {i}.md")), &text).expect("write a note");
         bytes += text.len() as u64;
     }
-    bytes
+    Generated {
+        markdown_bytes: bytes,
+        attachment_bytes,
+        attachments,
+    }
+}
+
+/// Bytes of the files under `dir`.
+fn disk_bytes(dir: &Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .map(|e| match e.file_type() {
+            Ok(t) if t.is_dir() => disk_bytes(&e.path()),
+            _ => e.metadata().map_or(0, |m| m.len()),
+        })
+        .sum()
 }
 
 fn load() -> String {
@@ -89,10 +142,25 @@ async fn main() {
     let scratch = tempfile::tempdir().expect("a scratch directory");
     let vault = scratch.path().join("vault");
     eprintln!("generating {notes} notes…");
-    let bytes = generate(&vault, notes);
+    let generated = generate(&vault, notes);
+    let bytes = generated.markdown_bytes;
 
-    let store = SqliteStore::open(SqliteConfig::new(scratch.path().join("data/synap.db")))
-        .expect("open a SQLite store");
+    let objects_dir = scratch.path().join("data/objects");
+    let objects_config = ObjectStoreConfig::Fs {
+        root: objects_dir.clone(),
+    };
+    // Opening checks the store answers, which blocks: not on the runtime's threads.
+    let objects = tokio::task::spawn_blocking(move || {
+        Objects::open(&objects_config, INLINE_BODY_BYTES_MAX_DEFAULT)
+    })
+    .await
+    .expect("open the object store")
+    .expect("open the object store");
+    let store = SqliteStore::open(SqliteConfig {
+        objects: Some(Arc::new(objects)),
+        ..SqliteConfig::new(scratch.path().join("data/synap.db"))
+    })
+    .expect("open a SQLite store");
     let store: Arc<dyn Store> = Arc::new(store);
     let scope = Scope::user(store.local_owner().await.expect("the owner").id);
 
@@ -117,6 +185,8 @@ async fn main() {
         .expect("import again");
     let again_seconds = started.elapsed().as_secs_f64();
     assert_eq!(again.events, 0);
+    assert_eq!(report.attachments_added, generated.attachments);
+    let stored_bytes = disk_bytes(&objects_dir);
 
     let started = Instant::now();
     let exported = export_vault(store.clone(), scope, ExportOptions::default())
@@ -150,5 +220,12 @@ async fn main() {
     println!(
         "| export (read, render, write folder) | {export_seconds:.2} | {:.0} | ≥ 5,000 |",
         notes as f64 / export_seconds
+    );
+    println!(
+        "attachments: {} embedded, {:.1} MiB distinct; object store holds {:.1} MiB = {:.3} bytes per attachment byte (target ≤ 1.05)",
+        generated.attachments,
+        generated.attachment_bytes as f64 / 1_048_576.0,
+        stored_bytes as f64 / 1_048_576.0,
+        stored_bytes as f64 / generated.attachment_bytes as f64
     );
 }
