@@ -3,8 +3,8 @@
 
 use crate::command::{
     admin, attach, attachment, attachments, capture, detach, events, export, history, import, link,
-    links, list, note, restore, revert, rm, search, serve, show, task, token, unlink, user, worker,
-    workflow,
+    links, list, note, restore, revert, rm, search, serve, show, suggestion, task, token, unlink,
+    user, worker, workflow,
 };
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
@@ -95,6 +95,9 @@ pub enum Command {
     /// Show, retry and cancel workflow runs
     #[command(subcommand)]
     Workflow(workflow::Command),
+    /// List, accept and dismiss what the insight job suggests
+    #[command(subcommand)]
+    Suggestion(suggestion::Command),
     /// Manage user accounts
     #[command(subcommand)]
     User(user::Command),

@@ -23,6 +23,7 @@ pub mod rm;
 pub mod search;
 pub mod serve;
 pub mod show;
+pub mod suggestion;
 pub mod task;
 pub mod token;
 pub mod unlink;
@@ -78,6 +79,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Serve(args) => serve::run(&context, &cli.global, args).await,
         Command::Worker(args) => worker::run(&context, &cli.global, args).await,
         Command::Workflow(command) => workflow::run(&context, command).await,
+        Command::Suggestion(command) => suggestion::run(&context, command).await,
         Command::User(command) => user::run(&context, command).await,
         Command::Token(command) => token::run(&context, command).await,
         Command::Admin(command) => admin::run(&context, command).await,

@@ -17,6 +17,7 @@ mod search;
 mod semantic;
 mod serve;
 mod settings;
+mod suggestions;
 mod support;
 mod tasks;
 mod tokens;
