@@ -210,6 +210,27 @@ impl Conn {
             None => self.begin()?,
         }
         let result = work(self);
+        self.finish(result)
+    }
+
+    /// An unscoped transaction that commits without waiting for its WAL flush
+    /// (`SET LOCAL synchronous_commit = off`, sent with `BEGIN` in one round
+    /// trip): for writes that may be lost in a crash because they are done again
+    /// (the workflow engine's bookkeeping; see `workflow::relax_commit`).
+    pub fn relaxed_transaction<T>(
+        &mut self,
+        work: impl FnOnce(&mut Conn) -> StoreResult<T>,
+    ) -> StoreResult<T> {
+        self.client
+            .batch_execute("BEGIN; SET LOCAL synchronous_commit = off")
+            .map_err(sql_error)?;
+        self.in_transaction = true;
+        let result = work(self);
+        self.finish(result)
+    }
+
+    /// Commits on `Ok`, rolls back on `Err`.
+    fn finish<T>(&mut self, result: StoreResult<T>) -> StoreResult<T> {
         match result {
             Ok(value) => {
                 self.commit()?;

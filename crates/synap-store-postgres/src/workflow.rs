@@ -421,13 +421,8 @@ impl WorkflowStore for PostgresStore {
         }
         let now = self.clock().now();
         let request = request.clone();
-        self.system_work(move |conn| {
-            conn.transaction(None, |conn| {
-                relax_commit(conn)?;
-                claim(conn, &request, now)
-            })
-        })
-        .await
+        self.system_work(move |conn| conn.relaxed_transaction(|conn| claim(conn, &request, now)))
+            .await
     }
 
     async fn heartbeat(&self, lease: &Lease, extend: Duration) -> StoreResult<Fenced<Timestamp>> {
@@ -465,8 +460,7 @@ impl WorkflowStore for PostgresStore {
         let now = self.clock().now();
         let lease = lease.clone();
         self.system_work(move |conn| {
-            conn.transaction(None, |conn| {
-                relax_commit(conn)?;
+            conn.relaxed_transaction(|conn| {
                 if !holds(conn, &lease, now)? {
                     return Ok(Fenced::LeaseLost);
                 }
