@@ -224,12 +224,16 @@ pub fn run_command<T: WriteTransaction + ?Sized>(
         return Ok(outcome);
     }
     check_triggers(&request.triggers)?;
+    // Webhook deliveries need the events whole; most users have no subscription,
+    // and then nothing is kept.
+    let webhooks = tx.live_webhooks(scope)?;
     let mut writer = Appender {
         request,
         now,
         new_id,
         appended: Vec::new(),
         stored: Vec::new(),
+        keep_events: !webhooks.is_empty(),
     };
     let (aggregate_id, version) = match &request.target {
         Target::Entity { id, command } => run_entity(tx, &mut writer, *id, command)?,
@@ -285,7 +289,6 @@ pub fn run_command<T: WriteTransaction + ?Sized>(
     // A run is triggered by an event: a command that changed nothing starts nothing.
     // Webhook deliveries are runs too, one per event and subscription that wants it.
     if let Some(first) = outcome.events.first() {
-        let webhooks = tx.live_webhooks(scope)?;
         let deliveries = webhooks::delivery_runs(&webhooks, &writer.stored);
         if !request.triggers.is_empty() || !deliveries.is_empty() {
             let mut runs = request.triggers.clone();
@@ -592,8 +595,10 @@ struct Appender<'a> {
     now: Timestamp,
     new_id: &'a mut dyn FnMut() -> Uuid,
     appended: Vec<AppendedEvent>,
-    /// The same events whole (deltas, never bodies), for webhook messages.
+    /// The same events whole (deltas, never bodies), for webhook messages; only
+    /// when `keep_events`.
     stored: Vec<StoredEvent>,
+    keep_events: bool,
 }
 
 impl Appender<'_> {
@@ -637,17 +642,19 @@ impl Appender<'_> {
             version,
             event_type: payload.event_type().to_string(),
         });
-        self.stored.push(StoredEvent {
-            position,
-            id: EventId(id),
-            aggregate_id,
-            version,
-            payload: payload.clone(),
-            schema_version: payload.schema_version(),
-            user_id: self.request.scope.user_id,
-            metadata: metadata.clone(),
-            recorded_at: self.now,
-        });
+        if self.keep_events {
+            self.stored.push(StoredEvent {
+                position,
+                id: EventId(id),
+                aggregate_id,
+                version,
+                payload: payload.clone(),
+                schema_version: payload.schema_version(),
+                user_id: self.request.scope.user_id,
+                metadata: metadata.clone(),
+                recorded_at: self.now,
+            });
+        }
         Ok(id)
     }
 
