@@ -184,6 +184,19 @@ fn kitten_finds_the_note_about_a_small_cat() {
             .contains("<mark>Sourdough</mark>")
     );
 
+    // The original's procedure: `notes.search` with `useRAG: true` searches by meaning.
+    let (status, rag) = server.call(
+        "GET",
+        "/trpc/notes.search?input=%7B%22query%22%3A%22kitten%22%2C%22useRAG%22%3Atrue%7D",
+        None,
+    );
+    assert_eq!(status, 200, "{rag}");
+    assert_eq!(
+        rag["result"]["data"][0]["note"]["id"],
+        cat.as_str(),
+        "{rag}"
+    );
+
     // Filters apply, and a deleted note is gone from semantic results at once.
     let (_, filtered) = server.call("GET", "/v1/search?q=kitten&mode=semantic&type=task", None);
     assert!(hit_ids(&filtered).is_empty(), "{filtered}");

@@ -3,7 +3,7 @@
 //! input and output shapes.
 
 use super::Call;
-use super::error::RpcError;
+use super::error::{RpcCode, RpcError};
 use super::input::Fields;
 use crate::routes::capture::capture_note;
 use crate::routes::dto::command_metadata;
@@ -12,6 +12,7 @@ use serde::Serialize;
 use serde_json::{Map, Value, json};
 use synap_domain::limits::SEARCH_QUERY_CHARS_MAX;
 use synap_domain::{CreateEntity, EntityCommand, EntityId, EntityType, limits};
+use synap_flows::{SearchError, SearchMode};
 use synap_store::{CommandRequest, EntityView, SearchRequest, Target};
 use uuid::Uuid;
 
@@ -134,11 +135,12 @@ pub(super) async fn create_note(call: &Call<'_>, input: Option<Value>) -> Result
 /// `notes.search` (query) `{query, limit? 1..=100 (10), useRAG? (false)}` →
 /// `[{note, score, snippet}]`, best first.
 ///
-/// Full-text search over the caller's notes (entities of type `note`, as the
-/// original searched its notes only). `score` is higher for better matches;
-/// `snippet` has the matches in `<mark>`. `useRAG: true` is a `BAD_REQUEST`:
-/// semantic search needs an embedding model, which this server does not have yet,
-/// and answering full-text results to a semantic question would hide that.
+/// Search over the caller's notes (entities of type `note`, as the original
+/// searched its notes only): full-text, or by meaning with `useRAG: true` (the
+/// original's retrieval search; `synap_flows::search` in semantic mode). `score`
+/// is higher for better matches; full-text snippets have the matches in `<mark>`.
+/// `useRAG: true` on a server without an embedding model is a `BAD_REQUEST`:
+/// answering full-text results to a semantic question would hide that.
 pub(super) async fn search_notes(call: &Call<'_>, input: Option<Value>) -> Result<Value, RpcError> {
     let input = Fields::of(input, false)?;
     let query = input.string("query", 1, SEARCH_QUERY_CHARS_MAX)?;
@@ -146,25 +148,37 @@ pub(super) async fn search_notes(call: &Call<'_>, input: Option<Value>) -> Resul
     let limit = input
         .opt_int("limit", 1, SEARCH_LIMIT_MAX)?
         .unwrap_or(SEARCH_LIMIT_DEFAULT);
-    if use_rag {
-        return Err(RpcError::bad_request(
+    let (state, scope) = (call.state, call.caller.scope());
+    let mode = if use_rag {
+        SearchMode::Semantic
+    } else {
+        SearchMode::Fulltext
+    };
+    let request = SearchRequest {
+        query,
+        entity_type: Some(EntityType::Note),
+        tag: None,
+        limit: Some(limit),
+    };
+    let hits = synap_flows::search(
+        state.store.as_ref(),
+        state.embedder.as_deref(),
+        &scope,
+        &request,
+        mode,
+    )
+    .await
+    .map_err(|error| match error {
+        SearchError::Store(error) => RpcError::from(error),
+        SearchError::Unavailable => RpcError::bad_request(
             "semantic search needs an embedding model, which this server does not have \
              configured; search with useRAG: false for full-text results",
-        ));
-    }
-    let (state, scope) = (call.state, call.caller.scope());
-    let hits = state
-        .store
-        .search(
-            &scope,
-            &SearchRequest {
-                query,
-                entity_type: Some(EntityType::Note),
-                tag: None,
-                limit: Some(limit),
-            },
-        )
-        .await?;
+        ),
+        SearchError::Embedding(error) => RpcError::new(
+            RpcCode::ServiceUnavailable,
+            format!("{error}; search with useRAG: false for full-text results"),
+        ),
+    })?;
     let mut results = Vec::with_capacity(hits.len());
     for hit in hits {
         // A note deleted between the search and this read is left out.
