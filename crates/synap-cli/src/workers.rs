@@ -34,27 +34,34 @@ pub fn embedder(settings: &WorkflowSettings) -> Result<Option<Arc<dyn Embedder>>
         .map_err(|e| CliError::usage(format!("{e}; see SYNAP_EMBEDDING_* in the README")))
 }
 
-/// The registry this process runs: the product's workflows, plus the test
-/// workflows when [`TEST_WORKFLOWS_ENV`] names a directory (process-level tests).
-pub fn registry(
+/// What this process runs: the product's workflows (plus the test workflows when
+/// [`TEST_WORKFLOWS_ENV`] names a directory, for process-level tests) and the
+/// embedding model they, the indexer and search share.
+pub struct Flows {
+    pub registry: Registry,
+    pub embedder: Option<Arc<dyn Embedder>>,
+}
+
+/// Builds [`Flows`] from the settings; a bad AI or embedding setting is one line.
+pub fn flows(
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
     settings: &WorkflowSettings,
-    embedder: Option<Arc<dyn Embedder>>,
-) -> Result<Registry, CliError> {
+) -> Result<Flows, CliError> {
+    let embedder = embedder(settings)?;
     let analyzer = synap_ai::build_analyzer(&settings.analyzer)
         .map_err(|e| CliError::usage(format!("{e}; see SYNAP_AI_* in the README")))?;
     let config = synap_flows::FlowsConfig {
         analyzer,
         time_zone: settings.time_zone.clone(),
-        embedder,
+        embedder: embedder.clone(),
         webhooks: settings.webhooks.clone(),
     };
     let mut registry = synap_flows::registry(store, clock, &config);
     if let Some(dir) = std::env::var_os(TEST_WORKFLOWS_ENV) {
         synap_workflow::testing::register(&mut registry, dir.into(), &owner_name(0));
     }
-    Ok(registry)
+    Ok(Flows { registry, embedder })
 }
 
 /// Workers (and the search indexer, if any) running in this process.
@@ -72,12 +79,12 @@ impl Workers {
     pub fn start(
         store: Arc<dyn Store>,
         clock: Arc<dyn Clock>,
-        registry: Registry,
+        flows: Flows,
         settings: &WorkflowSettings,
         count: usize,
         observer: Arc<dyn Observer>,
-        embedder: Option<Arc<dyn Embedder>>,
     ) -> Workers {
+        let Flows { registry, embedder } = flows;
         let (stop, stopped) = watch::channel(false);
         let indexer = embedder.map(|embedder| {
             tokio::spawn(Indexer::new(store.clone(), embedder).run(stopped.clone()))

@@ -45,7 +45,7 @@ use synap_domain::entity::EntityType;
 use synap_domain::event::{EventMetadata, Source};
 use synap_domain::tags::tag_key;
 use synap_domain::{DomainError, EntityId};
-use synap_store::webhooks::{DeliveryInput, WEBHOOK_DELIVER};
+use synap_store::webhooks::delivery_run;
 use synap_store::workflow::NewRun;
 use synap_store::{Clock, CommandRequest, EntityView, Scope, Store, StoreError, Target};
 use synap_workflow::{RetryPolicy, StepContext, StepError, Workflow};
@@ -423,17 +423,9 @@ async fn notify(context: &EnrichContext, step: &StepContext) -> Result<Value, St
         {
             continue;
         }
-        let delivery = DeliveryInput {
-            webhook_id: hook.id,
-            message: message.clone(),
-        };
         let run = NewRun {
             id,
-            ..NewRun::new(
-                WEBHOOK_DELIVER,
-                serde_json::to_value(delivery).map_err(StepError::non_retryable)?,
-            )
-            .with_concurrency_key(format!("webhook:{}", hook.id))
+            ..delivery_run(hook.id, message.clone())
         };
         store
             .enqueue_run(&step.scope, run)

@@ -20,7 +20,7 @@ use synap_domain::ids::{EntityId, RelationId};
 use synap_domain::relation::RelationKind;
 use synap_domain::tags::tag_key;
 use synap_store::suggestions::{
-    Decided, Decision, NewSuggestion, PROJECT_FROM_TAG, SUGGESTION_ENTITIES_MAX, Suggestion,
+    Decided, Decision, NewSuggestion, PROJECT_FROM_TAG, SUGGESTION_ENTITIES_MAX,
 };
 use synap_store::workflow::ScheduleSpec;
 use synap_store::{
@@ -175,14 +175,6 @@ async fn entities_with_tag(
     }
 }
 
-/// How accepting went.
-#[derive(Debug)]
-pub enum Accepted {
-    Done(Suggestion),
-    NotPending(synap_store::suggestions::SuggestionStatus),
-    NotFound,
-}
-
 /// Accepts a pending suggestion: creates the project (titled and tagged with the
 /// tag) and links it to each of the entities that still exists (`contains`),
 /// then marks the suggestion accepted. Every command has an id derived from the
@@ -192,12 +184,12 @@ pub async fn accept_suggestion(
     scope: &Scope,
     id: Uuid,
     metadata: EventMetadata,
-) -> StoreResult<Accepted> {
+) -> StoreResult<Decided> {
     let Some(suggestion) = store.suggestion(scope, id).await? else {
-        return Ok(Accepted::NotFound);
+        return Ok(Decided::NotFound);
     };
     if suggestion.status != synap_store::suggestions::SuggestionStatus::Pending {
-        return Ok(Accepted::NotPending(suggestion.status));
+        return Ok(Decided::NotPending(suggestion.status));
     }
     let project = EntityId(crate::derived_id(id, b"project"));
     let create = CommandRequest {
@@ -240,7 +232,7 @@ pub async fn accept_suggestion(
             Err(other) => return Err(other),
         }
     }
-    match store
+    store
         .decide_suggestion(
             scope,
             id,
@@ -248,10 +240,5 @@ pub async fn accept_suggestion(
                 project_id: project,
             },
         )
-        .await?
-    {
-        Decided::Done(suggestion) => Ok(Accepted::Done(suggestion)),
-        Decided::NotPending(status) => Ok(Accepted::NotPending(status)),
-        Decided::NotFound => Ok(Accepted::NotFound),
-    }
+        .await
 }

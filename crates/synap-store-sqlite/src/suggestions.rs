@@ -69,14 +69,25 @@ fn load(conn: &Connection, user: &UserId, id: Uuid) -> StoreResult<Option<Sugges
     .transpose()
 }
 
-/// Every suggestion of every user (`admin migrate`).
-pub(crate) fn all_suggestions(conn: &Connection) -> StoreResult<Vec<Suggestion>> {
+/// The suggestions of `user` (of one status), or of every user (`admin
+/// migrate`), newest first.
+pub(crate) fn list(
+    conn: &Connection,
+    user: Option<&UserId>,
+    status: Option<SuggestionStatus>,
+) -> StoreResult<Vec<Suggestion>> {
     let mut statement = conn
         .prepare_cached(&format!(
-            "SELECT {COLUMNS} FROM suggestions ORDER BY created_at, id"
+            "SELECT {COLUMNS} FROM suggestions WHERE (?1 IS NULL OR user_id = ?1) \
+             AND (?2 IS NULL OR status = ?2) ORDER BY created_at DESC, id DESC"
         ))
         .map_err(sql_error)?;
-    let mut rows = statement.query([]).map_err(sql_error)?;
+    let mut rows = statement
+        .query(params![
+            user.map(|u| u.as_bytes().as_slice()),
+            status.map(|s| s.as_str())
+        ])
+        .map_err(sql_error)?;
     let mut all = Vec::new();
     while let Some(row) = rows.next().map_err(sql_error)? {
         all.push(from_row(row)?);
@@ -128,23 +139,7 @@ impl SuggestionStore for SqliteStore {
         status: Option<SuggestionStatus>,
     ) -> StoreResult<Vec<Suggestion>> {
         let user = scope.user_id;
-        self.read(move |conn| {
-            let mut statement = conn
-                .prepare_cached(&format!(
-                    "SELECT {COLUMNS} FROM suggestions WHERE user_id = ?1 \
-                     AND (?2 IS NULL OR status = ?2) ORDER BY created_at DESC, id DESC"
-                ))
-                .map_err(sql_error)?;
-            let mut rows = statement
-                .query(params![user.as_bytes(), status.map(|s| s.as_str())])
-                .map_err(sql_error)?;
-            let mut all = Vec::new();
-            while let Some(row) = rows.next().map_err(sql_error)? {
-                all.push(from_row(row)?);
-            }
-            Ok(all)
-        })
-        .await
+        self.read(move |conn| list(conn, Some(&user), status)).await
     }
 
     async fn suggestion(&self, scope: &Scope, id: Uuid) -> StoreResult<Option<Suggestion>> {

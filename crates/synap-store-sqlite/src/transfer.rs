@@ -225,8 +225,8 @@ fn accounts(conn: &Connection) -> StoreResult<AccountsRecord> {
             last_seen_at: timestamp(row.get(4).map_err(bad)?)?,
         });
     }
-    accounts.webhooks = crate::webhooks::all_webhooks(conn)?;
-    accounts.suggestions = crate::suggestions::all_suggestions(conn)?;
+    accounts.webhooks = crate::webhooks::list(conn, None)?;
+    accounts.suggestions = crate::suggestions::list(conn, None, None)?;
     Ok(accounts)
 }
 

@@ -76,14 +76,16 @@ fn load(conn: &Connection, user: &UserId, id: Uuid) -> StoreResult<Option<Webhoo
     .transpose()
 }
 
-/// Every subscription of every user (`admin migrate`).
-pub(crate) fn all_webhooks(conn: &Connection) -> StoreResult<Vec<Webhook>> {
+/// The subscriptions of `user`, or of every user (`admin migrate`), oldest first.
+pub(crate) fn list(conn: &Connection, user: Option<&UserId>) -> StoreResult<Vec<Webhook>> {
     let mut statement = conn
         .prepare_cached(&format!(
-            "SELECT {COLUMNS} FROM webhooks ORDER BY created_at, id"
+            "SELECT {COLUMNS} FROM webhooks WHERE ?1 IS NULL OR user_id = ?1 ORDER BY created_at, id"
         ))
         .map_err(sql_error)?;
-    let mut rows = statement.query([]).map_err(sql_error)?;
+    let mut rows = statement
+        .query(params![user.map(|u| u.as_bytes().as_slice())])
+        .map_err(sql_error)?;
     let mut all = Vec::new();
     while let Some(row) = rows.next().map_err(sql_error)? {
         all.push(from_row(row)?);
@@ -165,22 +167,7 @@ impl WebhookStore for SqliteStore {
 
     async fn webhooks(&self, scope: &Scope) -> StoreResult<Vec<Webhook>> {
         let user = scope.user_id;
-        self.read(move |conn| {
-            let mut statement = conn
-                .prepare_cached(&format!(
-                    "SELECT {COLUMNS} FROM webhooks WHERE user_id = ?1 ORDER BY created_at, id"
-                ))
-                .map_err(sql_error)?;
-            let mut rows = statement
-                .query(params![user.as_bytes()])
-                .map_err(sql_error)?;
-            let mut all = Vec::new();
-            while let Some(row) = rows.next().map_err(sql_error)? {
-                all.push(from_row(row)?);
-            }
-            Ok(all)
-        })
-        .await
+        self.read(move |conn| list(conn, Some(&user))).await
     }
 
     async fn webhook(&self, scope: &Scope, id: Uuid) -> StoreResult<Option<Webhook>> {

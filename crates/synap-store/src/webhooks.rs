@@ -191,21 +191,26 @@ pub fn delivery_runs(webhooks: &[(Uuid, Vec<String>)], events: &[StoredEvent]) -
     for event in events {
         for (id, event_types) in webhooks {
             if wants(event_types, event.event_type()) {
-                let input = DeliveryInput {
-                    webhook_id: *id,
-                    message: message(event),
-                };
-                runs.push(
-                    NewRun::new(
-                        WEBHOOK_DELIVER,
-                        serde_json::to_value(input).unwrap_or(Value::Null),
-                    )
-                    .with_concurrency_key(format!("webhook:{id}")),
-                );
+                runs.push(delivery_run(*id, message(event)));
             }
         }
     }
     runs
+}
+
+/// The run that delivers `message` to one subscription, keyed for the
+/// concurrency limit by the subscription (deliveries to one receiver go a few at
+/// a time). Events' deliveries and `capture.enriched` notifications alike.
+pub fn delivery_run(webhook_id: Uuid, message: Value) -> NewRun {
+    let input = DeliveryInput {
+        webhook_id,
+        message,
+    };
+    NewRun::new(
+        WEBHOOK_DELIVER,
+        serde_json::to_value(input).unwrap_or(Value::Null),
+    )
+    .with_concurrency_key(format!("webhook:{webhook_id}"))
 }
 
 /// Cuts a failure reason to [`WEBHOOK_ERROR_CHARS_MAX`].

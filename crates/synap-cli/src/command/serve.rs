@@ -67,13 +67,7 @@ pub async fn run(context: &Context, global: &GlobalArgs, args: Args) -> Result<(
     let clock = Arc::new(SystemClock);
     // Built before listening, so a bad AI setting stops the start with one line.
     config.webhook_allow_private = flows.webhooks.allow_private;
-    let embedder = workers::embedder(&flows)?;
-    let registry = workers::registry(
-        context.store.clone(),
-        clock.clone(),
-        &flows,
-        embedder.clone(),
-    )?;
+    let prepared = workers::flows(context.store.clone(), clock.clone(), &flows)?;
 
     // Install the handlers before announcing, so a signal sent right after the
     // announcement is a graceful shutdown, never the default "terminate now".
@@ -129,18 +123,17 @@ pub async fn run(context: &Context, global: &GlobalArgs, args: Args) -> Result<(
         config,
         clock.clone(),
         database,
-        embedder.clone(),
+        prepared.embedder.clone(),
     );
     // SYNAP_WORKERS=0: the workflows run in `synap worker` processes instead.
     let running = (flows.workers > 0).then(|| {
         Workers::start(
             context.store.clone(),
             clock,
-            registry,
+            prepared,
             &flows,
             flows.workers,
             state.metrics.clone(),
-            embedder,
         )
     });
     let served = synap_server::serve(listener, state, shutdown_tx, signals.received()).await;

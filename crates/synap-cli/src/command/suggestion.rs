@@ -5,7 +5,7 @@
 
 use crate::context::Context;
 use crate::error::CliError;
-use synap_flows::insights::{Accepted, accept_suggestion};
+use synap_flows::insights::accept_suggestion;
 use synap_store::suggestions::{Decided, Decision, Suggestion, SuggestionStatus};
 use uuid::Uuid;
 
@@ -44,29 +44,21 @@ pub async fn run(context: &Context, command: Command) -> Result<(), CliError> {
     match command {
         Command::List(args) => list(context, args).await,
         Command::Accept(args) => {
-            let accepted = accept_suggestion(
+            let decision = accept_suggestion(
                 context.store.as_ref(),
                 &context.scope(),
                 args.id,
                 context.metadata(),
             )
             .await?;
-            match accepted {
-                Accepted::Done(suggestion) => done(context, &suggestion),
-                Accepted::NotPending(status) => Err(decided(args.id, status)),
-                Accepted::NotFound => Err(missing(args.id)),
-            }
+            answer(context, args.id, decision)
         }
         Command::Dismiss(args) => {
-            match context
+            let decision = context
                 .store
                 .decide_suggestion(&context.scope(), args.id, Decision::Dismissed)
-                .await?
-            {
-                Decided::Done(suggestion) => done(context, &suggestion),
-                Decided::NotPending(status) => Err(decided(args.id, status)),
-                Decided::NotFound => Err(missing(args.id)),
-            }
+                .await?;
+            answer(context, args.id, decision)
         }
     }
 }
@@ -97,6 +89,15 @@ async fn list(context: &Context, args: ListArgs) -> Result<(), CliError> {
         &rows,
         "no suggestions",
     )
+}
+
+/// Prints a decided suggestion; a suggestion decided before is a conflict.
+fn answer(context: &Context, id: Uuid, decision: Decided) -> Result<(), CliError> {
+    match decision {
+        Decided::Done(suggestion) => done(context, &suggestion),
+        Decided::NotPending(status) => Err(decided(id, status)),
+        Decided::NotFound => Err(missing(id)),
+    }
 }
 
 fn done(context: &Context, suggestion: &Suggestion) -> Result<(), CliError> {

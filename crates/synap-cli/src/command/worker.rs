@@ -46,23 +46,16 @@ pub async fn run(context: &Context, global: &GlobalArgs, args: Args) -> Result<(
     }
     let signals = Signals::install()?;
     let clock = Arc::new(SystemClock);
-    let embedder = workers::embedder(&flows)?;
-    let registry = workers::registry(
-        context.store.clone(),
-        clock.clone(),
-        &flows,
-        embedder.clone(),
-    )?;
-    let mut workflows: Vec<String> = registry.names().map(str::to_string).collect();
+    let prepared = workers::flows(context.store.clone(), clock.clone(), &flows)?;
+    let mut workflows: Vec<String> = prepared.registry.names().map(str::to_string).collect();
     workflows.sort();
     let running = Workers::start(
         context.store.clone(),
         clock,
-        registry,
+        prepared,
         &flows,
         count,
         Arc::new(NoObserver),
-        embedder,
     );
     if context.out.is_json() {
         context.out.json_line(&Announcement {

@@ -9,8 +9,9 @@ use synap_domain::EntityId;
 use synap_domain::command::{CreateEntity, EntityCommand};
 use synap_domain::entity::EntityType;
 use synap_domain::event::EventMetadata;
-use synap_flows::insights::{Accepted, accept_suggestion, insights_schedule};
+use synap_flows::insights::{accept_suggestion, insights_schedule};
 use synap_flows::webhooks::WebhookConfig;
+use synap_store::suggestions::Decided;
 use synap_store::suggestions::SuggestionStatus;
 use synap_store::{Clock, CommandRequest, Direction, Target};
 use uuid::Uuid;
@@ -82,7 +83,7 @@ pub async fn a_busy_tag_becomes_one_suggestion_and_accepting_makes_the_project(f
     let accepted = accept_suggestion(f.store.as_ref(), &f.owner, suggestion.id, metadata.clone())
         .await
         .unwrap();
-    let Accepted::Done(accepted) = accepted else {
+    let Decided::Done(accepted) = accepted else {
         panic!("not accepted: {accepted:?}");
     };
     assert_eq!(accepted.status, SuggestionStatus::Accepted);
@@ -109,13 +110,13 @@ pub async fn a_busy_tag_becomes_one_suggestion_and_accepting_makes_the_project(f
         .await
         .unwrap();
     assert!(
-        matches!(again, Accepted::NotPending(SuggestionStatus::Accepted)),
+        matches!(again, Decided::NotPending(SuggestionStatus::Accepted)),
         "{again:?}"
     );
     let missing = accept_suggestion(f.store.as_ref(), &f.owner, Uuid::now_v7(), metadata)
         .await
         .unwrap();
-    assert!(matches!(missing, Accepted::NotFound));
+    assert!(matches!(missing, Decided::NotFound));
     // The project now carries the tag: a later run suggests nothing.
     f.advance(3600);
     worker.tick().await.unwrap();

@@ -12,7 +12,7 @@ use axum::extract::State;
 use axum::http::HeaderMap;
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
-use synap_flows::insights::{Accepted, accept_suggestion};
+use synap_flows::insights::accept_suggestion;
 use synap_store::suggestions::{
     Decided, Decision, Suggestion as StoredSuggestion, SuggestionStatus,
 };
@@ -171,10 +171,15 @@ async fn accept(
     ApiPath(id): ApiPath<Uuid>,
 ) -> ApiResult<Json<Suggestion>> {
     let metadata = command_metadata(&caller, &headers);
-    match accept_suggestion(state.store.as_ref(), &caller.scope(), id, metadata).await? {
-        Accepted::Done(suggestion) => Ok(Json(suggestion.into())),
-        Accepted::NotPending(status) => Err(not_pending(status)),
-        Accepted::NotFound => Err(no_such_suggestion()),
+    decided(accept_suggestion(state.store.as_ref(), &caller.scope(), id, metadata).await?)
+}
+
+/// The answer to a decision: the suggestion, 409 when it was decided before, 404.
+fn decided(decided: Decided) -> ApiResult<Json<Suggestion>> {
+    match decided {
+        Decided::Done(suggestion) => Ok(Json(suggestion.into())),
+        Decided::NotPending(status) => Err(not_pending(status)),
+        Decided::NotFound => Err(no_such_suggestion()),
     }
 }
 
@@ -198,13 +203,10 @@ async fn dismiss(
     State(state): State<AppState>,
     ApiPath(id): ApiPath<Uuid>,
 ) -> ApiResult<Json<Suggestion>> {
-    match state
-        .store
-        .decide_suggestion(&caller.scope(), id, Decision::Dismissed)
-        .await?
-    {
-        Decided::Done(suggestion) => Ok(Json(suggestion.into())),
-        Decided::NotPending(status) => Err(not_pending(status)),
-        Decided::NotFound => Err(no_such_suggestion()),
-    }
+    decided(
+        state
+            .store
+            .decide_suggestion(&caller.scope(), id, Decision::Dismissed)
+            .await?,
+    )
 }
