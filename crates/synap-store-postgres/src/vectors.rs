@@ -1,14 +1,24 @@
 //! Search vectors on PostgreSQL (the contract is `synap_store::vectors`): the
 //! `vector_sources` and `vectors` tables under row-level security, the backlog
-//! query, and the exact nearest-neighbour scan, streamed row by row so a large
-//! index never sits in memory whole. Vectors are `bytea` of little-endian `f32`s,
-//! as on SQLite; pgvector is not in Debian's PostgreSQL 15, so the comparison runs
-//! here. Derived data: written with a relaxed commit, not part of rebuild or
-//! verify, not copied by `admin migrate` (the indexer re-makes them).
+//! query, and the exact nearest-neighbour search, in one of two ways:
+//!
+//! - **pgvector, where the server has it** ([`enable_pgvector`] at open): chunks
+//!   are stored in the column `embedding vector` and ranked inside PostgreSQL by
+//!   cosine distance (`<=>`), best chunk per entity, so no vector leaves the
+//!   server. The search is exact: an HNSW index needs one dimension per index
+//!   and loses recall under the per-user filter, and an exact scan suits up to
+//!   about 10^5 chunks per user (as sqlite-vec does on SQLite).
+//! - **Otherwise** (Debian's PostgreSQL 15 has no pgvector package): chunks are
+//!   `bytea` of little-endian `f32`s, as on SQLite, streamed row by row and
+//!   compared here, so a large index never sits in memory whole.
+//!
+//! Derived data: written with a relaxed commit, not part of rebuild or verify,
+//! not copied by `admin migrate` (the indexer re-makes them).
 
 use crate::codec::corrupt;
 use crate::pool::Conn;
 use crate::read::{Param, param_refs};
+use crate::schema::MIGRATION_LOCK;
 use crate::store::PostgresStore;
 use crate::workflow::relax_commit;
 use async_trait::async_trait;
@@ -54,6 +64,64 @@ CREATE POLICY vectors_of_user ON vectors
   WITH CHECK (user_id = coalesce((SELECT nullif(current_setting('synap.user_id', true), '')::uuid), user_id));
 "#;
 
+/// Turns on pgvector for the vector tables when the server offers it, and
+/// answers whether it is on. The extension is created if it is available but not
+/// yet in the database (a role that may not create it leaves the exact scan on,
+/// with a notice). The first time, the column `embedding vector` is added and
+/// the chunks stored as `bytea` are dropped with their source rows, so the
+/// background indexer embeds those entities again into the new column. Runs at
+/// open under the migration lock; every process on one database must be
+/// restarted after pgvector is installed, so none keeps writing `bytea` chunks.
+pub(crate) fn enable_pgvector(conn: &mut Conn) -> StoreResult<bool> {
+    let row = conn.query_one(
+        "SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'vector'), \
+                EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = 'vector')",
+        &[],
+    )?;
+    let (installed, available): (bool, bool) = (
+        row.try_get(0).map_err(corrupt)?,
+        row.try_get(1).map_err(corrupt)?,
+    );
+    if !installed {
+        if !available {
+            return Ok(false);
+        }
+        if let Err(error) = conn.transaction(None, |conn| {
+            conn.query_one("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])?;
+            conn.execute("CREATE EXTENSION IF NOT EXISTS vector", &[])
+        }) {
+            eprintln!(
+                "synap: pgvector is available but cannot be enabled ({error}); \
+                 semantic search compares vectors in Synap instead. \
+                 A superuser can run CREATE EXTENSION vector in this database."
+            );
+            return Ok(false);
+        }
+    }
+    conn.transaction(None, |conn| {
+        conn.query_one("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])?;
+        let has_column = conn
+            .query_opt(
+                "SELECT 1 FROM information_schema.columns WHERE table_schema = current_schema() \
+                 AND table_name = 'vectors' AND column_name = 'embedding'",
+                &[],
+            )?
+            .is_some();
+        if !has_column {
+            conn.client
+                .batch_execute(
+                    "ALTER TABLE vectors ADD COLUMN embedding vector; \
+                     ALTER TABLE vectors ALTER COLUMN vector DROP NOT NULL; \
+                     DELETE FROM vector_sources s WHERE EXISTS (SELECT 1 FROM vectors v \
+                       WHERE v.entity_id = s.entity_id AND v.model = s.model); \
+                     DELETE FROM vectors;",
+                )
+                .map_err(crate::codec::sql_error)?;
+        }
+        Ok(true)
+    })
+}
+
 /// Live entities whose source row is missing or names another title or content.
 const STALE: &str = "e.deleted_at IS NULL AND NOT EXISTS (SELECT 1 FROM vector_sources s \
      WHERE s.entity_id = e.id AND s.model = $1 AND s.title = e.title \
@@ -85,7 +153,7 @@ fn backlog(conn: &mut Conn, model: &str, limit: usize) -> StoreResult<Vec<IndexT
         .collect()
 }
 
-fn put(conn: &mut Conn, vectors: &EntityVectors) -> StoreResult<()> {
+fn put(conn: &mut Conn, vectors: &EntityVectors, pgvector: bool) -> StoreResult<()> {
     relax_commit(conn)?;
     let task = &vectors.task;
     let (entity, user) = (task.entity_id.0, task.user_id.0);
@@ -112,28 +180,28 @@ fn put(conn: &mut Conn, vectors: &EntityVectors) -> StoreResult<()> {
                 "a chunk's number or range is too large".into(),
             ));
         };
+        let (encoded, sql);
+        let vector: &(dyn postgres::types::ToSql + Sync) = if pgvector {
+            sql = "INSERT INTO vectors (entity_id, model, chunk, user_id, start_at, end_at, embedding) \
+                   VALUES ($1, $2, $3, $4, $5, $6, $7::real[]::vector)";
+            &chunk.vector
+        } else {
+            sql = "INSERT INTO vectors (entity_id, model, chunk, user_id, start_at, end_at, vector) \
+                   VALUES ($1, $2, $3, $4, $5, $6, $7)";
+            encoded = encode_vector(&chunk.vector);
+            &encoded
+        };
         conn.execute(
-            "INSERT INTO vectors (entity_id, model, chunk, user_id, start_at, end_at, vector) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
-            &[
-                &entity,
-                &vectors.model,
-                &index,
-                &user,
-                &start,
-                &end,
-                &encode_vector(&chunk.vector),
-            ],
+            sql,
+            &[&entity, &vectors.model, &index, &user, &start, &end, vector],
         )?;
     }
     Ok(())
 }
 
-fn nearest(
-    conn: &mut Conn,
-    user: &UserId,
-    request: &NearestRequest,
-) -> StoreResult<Vec<NearestChunk>> {
+/// The `WHERE` conditions (and their parameters, after `$1` user and `$2`
+/// model) shared by both ways of searching.
+fn nearest_conditions(user: &UserId, request: &NearestRequest) -> (Vec<Param>, Vec<String>) {
     let mut params: Vec<Param> = vec![Box::new(user.0), Box::new(request.model.clone())];
     let mut conditions = vec![
         "v.user_id = $1".to_string(),
@@ -153,9 +221,68 @@ fn nearest(
             params.len()
         ));
     }
+    (params, conditions)
+}
+
+/// The nearest entities by pgvector's cosine distance, computed in PostgreSQL:
+/// each entity's closest chunk (`DISTINCT ON`), then the closest entities.
+/// Chunks of another dimension and zero vectors (a `NaN` distance) are skipped.
+fn nearest_pgvector(
+    conn: &mut Conn,
+    user: &UserId,
+    request: &NearestRequest,
+) -> StoreResult<Vec<NearestChunk>> {
+    if request.vector.is_empty() || request.vector.iter().all(|x| *x == 0.0) {
+        return Ok(Vec::new());
+    }
+    let (mut params, mut conditions) = nearest_conditions(user, request);
+    params.push(Box::new(request.vector.clone()));
+    let query = format!("${}::real[]::vector", params.len());
+    params.push(Box::new(request.vector.len() as i32));
+    conditions.push(format!(
+        "v.embedding IS NOT NULL AND vector_dims(v.embedding) = ${}",
+        params.len()
+    ));
+    params.push(Box::new(request.limit.min(i64::MAX as usize) as i64));
+    let sql = format!(
+        "SELECT entity_id, chunk, start_at, end_at, distance FROM ( \
+           SELECT DISTINCT ON (v.entity_id) v.entity_id, v.chunk, v.start_at, v.end_at, \
+             v.embedding <=> {query} AS distance \
+           FROM vectors v JOIN entities e ON e.id = v.entity_id WHERE {} \
+           ORDER BY v.entity_id, distance) best \
+         WHERE distance <> 'NaN' ORDER BY distance, entity_id LIMIT ${}",
+        conditions.join(" AND "),
+        params.len()
+    );
+    conn.query(&sql, &param_refs(&params))?
+        .iter()
+        .map(|row| {
+            let chunk: i32 = row.try_get(1).map_err(corrupt)?;
+            let start: i32 = row.try_get(2).map_err(corrupt)?;
+            let end: i32 = row.try_get(3).map_err(corrupt)?;
+            let distance: f64 = row.try_get(4).map_err(corrupt)?;
+            Ok(NearestChunk {
+                entity_id: EntityId(row.try_get(0).map_err(corrupt)?),
+                chunk: chunk.max(0) as u32,
+                start: start.max(0) as u32,
+                end: end.max(0) as u32,
+                score: (1.0 - distance) as f32,
+            })
+        })
+        .collect()
+}
+
+/// The nearest entities without pgvector: the caller's chunks are streamed and
+/// compared here ([`Nearest`]).
+fn nearest_streamed(
+    conn: &mut Conn,
+    user: &UserId,
+    request: &NearestRequest,
+) -> StoreResult<Vec<NearestChunk>> {
+    let (params, conditions) = nearest_conditions(user, request);
     let sql = format!(
         "SELECT v.entity_id, v.chunk, v.start_at, v.end_at, v.vector FROM vectors v \
-         JOIN entities e ON e.id = v.entity_id WHERE {}",
+         JOIN entities e ON e.id = v.entity_id WHERE v.vector IS NOT NULL AND {}",
         conditions.join(" AND ")
     );
     let statement = conn.statement(&sql)?;
@@ -216,7 +343,8 @@ impl VectorIndex for PostgresStore {
         vectors.validate()?;
         let vectors = vectors.clone();
         let user = vectors.task.user_id;
-        self.scoped_work(user, move |conn| put(conn, &vectors))
+        let pgvector = self.pgvector();
+        self.scoped_work(user, move |conn| put(conn, &vectors, pgvector))
             .await
     }
 
@@ -227,8 +355,13 @@ impl VectorIndex for PostgresStore {
     ) -> StoreResult<Vec<NearestChunk>> {
         check_model(&request.model)?;
         let (user, request) = (scope.user_id, request.clone());
-        self.scoped_work(user, move |conn| nearest(conn, &user, &request))
-            .await
+        if self.pgvector() {
+            self.scoped_work(user, move |conn| nearest_pgvector(conn, &user, &request))
+                .await
+        } else {
+            self.scoped_work(user, move |conn| nearest_streamed(conn, &user, &request))
+                .await
+        }
     }
 
     async fn index_status(&self, model: &str) -> StoreResult<IndexStatus> {

@@ -6,9 +6,12 @@
 //! holds; for runs with a concurrency key the claimer then takes a
 //! transaction-level advisory lock per key (in key order, so two claimers never
 //! deadlock) before counting the key's live leases, so concurrent claimers in
-//! any number of processes never exceed a key's limit. Fenced writes lock the
-//! run row and check run id, attempt, owner, `running` and the lease expiry
-//! before writing. Times come from the store's clock, never from `now()`.
+//! any number of processes never exceed a key's limit; without keys a claim is
+//! one statement. A fenced write is one statement too: the run row's `UPDATE`
+//! checks run id, attempt, owner, `running` and the lease expiry, and the step
+//! row is written only from what it returned. The engine's statements relax
+//! their commit (see [`relax_commit`]), so a step costs one round trip. Times
+//! come from the store's clock, never from `now()`.
 
 use crate::codec::{corrupt, micros, opt_timestamp, sql_error, timestamp, unique_violation};
 use crate::pool::Conn;
@@ -153,19 +156,25 @@ fn run_from_row(row: &Row) -> StoreResult<RunView> {
 }
 
 fn step_from_row(row: &Row) -> StoreResult<StepView> {
-    let status: String = row.try_get(1).map_err(corrupt)?;
+    step_from_row_at(row, 0)
+}
+
+/// A step from `STEP_COLUMNS` starting at column `first`.
+fn step_from_row_at(row: &Row, first: usize) -> StoreResult<StepView> {
+    let column = |i: usize| first + i;
+    let status: String = row.try_get(column(1)).map_err(corrupt)?;
     Ok(StepView {
-        name: row.try_get(0).map_err(corrupt)?,
+        name: row.try_get(column(0)).map_err(corrupt)?,
         status: StepStatus::parse(&status)
             .ok_or_else(|| StoreError::Corrupt(format!("step status {status}")))?,
-        output: row.try_get(2).map_err(corrupt)?,
-        attempts: row.try_get::<_, i32>(3).map_err(corrupt)? as u32,
-        last_error: row.try_get(4).map_err(corrupt)?,
-        first_started_at: timestamp(row.try_get(5).map_err(corrupt)?)?,
-        last_started_at: timestamp(row.try_get(6).map_err(corrupt)?)?,
-        finished_at: opt_timestamp(row.try_get(7).map_err(corrupt)?)?,
-        last_duration_us: row.try_get::<_, i64>(8).map_err(corrupt)? as u64,
-        total_duration_us: row.try_get::<_, i64>(9).map_err(corrupt)? as u64,
+        output: row.try_get(column(2)).map_err(corrupt)?,
+        attempts: row.try_get::<_, i32>(column(3)).map_err(corrupt)? as u32,
+        last_error: row.try_get(column(4)).map_err(corrupt)?,
+        first_started_at: timestamp(row.try_get(column(5)).map_err(corrupt)?)?,
+        last_started_at: timestamp(row.try_get(column(6)).map_err(corrupt)?)?,
+        finished_at: opt_timestamp(row.try_get(column(7)).map_err(corrupt)?)?,
+        last_duration_us: row.try_get::<_, i64>(column(8)).map_err(corrupt)? as u64,
+        total_duration_us: row.try_get::<_, i64>(column(9)).map_err(corrupt)? as u64,
     })
 }
 
@@ -241,7 +250,95 @@ fn steps_of(conn: &mut Conn, run_id: Uuid) -> StoreResult<Vec<StepView>> {
         .collect()
 }
 
+/// Claims up to `request.limit` ready runs. Without concurrency keys to count, it
+/// is one relaxed statement (candidates `FOR UPDATE SKIP LOCKED`, leased by the
+/// same `UPDATE`), plus one read of stored steps when a claimed run was started
+/// before; with them, [`claim_with_limits`].
 fn claim(conn: &mut Conn, request: &ClaimRequest, now: Timestamp) -> StoreResult<Vec<ClaimedRun>> {
+    if request
+        .workflows
+        .iter()
+        .any(|w| w.concurrency_limit.is_some())
+    {
+        return conn.relaxed_transaction(|conn| claim_with_limits(conn, request, now));
+    }
+    let names: Vec<String> = request.workflows.iter().map(|w| w.name.clone()).collect();
+    let expires = lease_end(now, request.lease)?;
+    let returning = RUN_COLUMNS
+        .split(',')
+        .map(|column| format!("r.{}", column.trim()))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let sql = format!(
+        "WITH relaxed AS (SELECT set_config('synchronous_commit', 'off', true)), \
+         candidates AS (SELECT id FROM workflow_runs \
+           WHERE ((status IN ('queued', 'waiting') AND next_attempt_at <= $1) \
+                  OR (status = 'running' AND lease_expires_at <= $1)) \
+             AND workflow = ANY($2) \
+           ORDER BY next_attempt_at, id LIMIT $3 FOR UPDATE SKIP LOCKED) \
+         UPDATE workflow_runs r SET status = 'running', attempt = r.attempt + 1, lease_owner = $4, \
+           lease_expires_at = $5, started_at = coalesce(r.started_at, $1), updated_at = $1 \
+         FROM candidates c, relaxed WHERE r.id = c.id RETURNING {returning}"
+    );
+    let mut runs = conn
+        .query(
+            &sql,
+            &[
+                &micros(now),
+                &names,
+                &i64::from(request.limit),
+                &request.owner,
+                &micros(expires),
+            ],
+        )?
+        .iter()
+        .map(run_from_row)
+        .collect::<StoreResult<Vec<_>>>()?;
+    runs.sort_by_key(|run| (run.next_attempt_at, run.id));
+    // Only a run leased before can have stored steps (every step write is fenced
+    // by a lease, and each lease raises the attempt).
+    let started_before: Vec<Uuid> = runs
+        .iter()
+        .filter(|run| run.attempt > 1)
+        .map(|run| run.id)
+        .collect();
+    let mut stored: std::collections::HashMap<Uuid, Vec<StepView>> = Default::default();
+    if !started_before.is_empty() {
+        let sql = format!(
+            "SELECT run_id, {STEP_COLUMNS} FROM workflow_steps WHERE run_id = ANY($1) \
+             ORDER BY run_id, seq"
+        );
+        for row in conn.query(&sql, &[&started_before])? {
+            let run_id: Uuid = row.try_get(0).map_err(corrupt)?;
+            stored
+                .entry(run_id)
+                .or_default()
+                .push(step_from_row_at(&row, 1)?);
+        }
+    }
+    Ok(runs
+        .into_iter()
+        .map(|run| ClaimedRun {
+            lease: Lease {
+                run_id: run.id,
+                attempt: run.attempt,
+                owner: request.owner.clone(),
+            },
+            lease_expires_at: expires,
+            steps: stored.remove(&run.id).unwrap_or_default(),
+            run,
+        })
+        .collect())
+}
+
+/// Claims runs when some workflow limits runs per concurrency key: candidates
+/// are locked, then each limited key (in key order, so claimers never deadlock)
+/// with a transaction-level advisory lock before its live leases are counted.
+fn claim_with_limits(
+    conn: &mut Conn,
+    request: &ClaimRequest,
+    now: Timestamp,
+) -> StoreResult<Vec<ClaimedRun>> {
     let names: Vec<String> = request.workflows.iter().map(|w| w.name.clone()).collect();
     let scan = i64::from(request.limit.saturating_mul(CLAIM_SCAN_FACTOR));
     let sql = format!(
@@ -313,91 +410,103 @@ fn claim(conn: &mut Conn, request: &ClaimRequest, now: Timestamp) -> StoreResult
     Ok(claimed)
 }
 
-/// Locks the run row if `lease` is still held at `now`.
-fn holds(conn: &mut Conn, lease: &Lease, now: Timestamp) -> StoreResult<bool> {
-    Ok(conn
-        .query_opt(
-            "SELECT 1 FROM workflow_runs WHERE id = $1 AND attempt = $2 AND lease_owner = $3 \
-             AND status = 'running' AND lease_expires_at > $4 FOR UPDATE",
-            &[
-                &lease.run_id,
-                &(lease.attempt as i32),
-                &lease.owner,
-                &micros(now),
-            ],
-        )?
-        .is_some())
-}
+/// The fence every engine write checks: run id, attempt, owner, `running`, and a
+/// lease that has not expired at `$4` (`$1`..`$4`: run, attempt, owner, now).
+const FENCE: &str = "id = $1 AND attempt = $2 AND lease_owner = $3 AND status = 'running' \
+                     AND lease_expires_at > $4";
 
-fn record_step(
+/// Records a step's result (if any) and the run's transition in one statement,
+/// only if `lease` still holds: the run row's `UPDATE` is the fence (it locks the
+/// row and re-checks the lease against a concurrent heartbeat or takeover), and
+/// the step row is written from what that `UPDATE` returned. The statement is its
+/// own transaction, relaxed with `set_config` (see [`relax_commit`]): one round
+/// trip per step instead of five. Answers whether the lease held.
+fn commit_fenced(
     conn: &mut Conn,
-    run_id: Uuid,
-    step: &StepResult,
-    now: Timestamp,
-) -> StoreResult<()> {
-    let record = step.record(now)?;
-    // A succeeded step keeps its first output: the conflict update skips it.
-    conn.execute(
-        "INSERT INTO workflow_steps AS s (run_id, name, user_id, seq, status, output, attempts, last_error, \
-           first_started_at, last_started_at, finished_at, last_duration_us, total_duration_us) \
-         VALUES ($1, $2, (SELECT user_id FROM workflow_runs WHERE id = $1), \
-           (SELECT count(*) + 1 FROM workflow_steps WHERE run_id = $1), $3, $4, 1, $5, $6, $6, $7, $8, $8) \
-         ON CONFLICT (run_id, name) DO UPDATE SET status = excluded.status, \
-           output = excluded.output, attempts = s.attempts + 1, \
-           last_error = coalesce(excluded.last_error, s.last_error), \
-           last_started_at = excluded.last_started_at, finished_at = excluded.finished_at, \
-           last_duration_us = excluded.last_duration_us, \
-           total_duration_us = s.total_duration_us + excluded.last_duration_us \
-         WHERE s.status <> 'succeeded'",
-        &[
-            &run_id,
-            &step.name,
-            &record.status.as_str(),
-            &record.output,
-            &record.error,
-            &micros(step.started_at),
-            &record.finished_at.map(micros),
-            &record.duration_us,
-        ],
-    )?;
-    Ok(())
-}
-
-fn transition(
-    conn: &mut Conn,
-    run_id: Uuid,
+    lease: &Lease,
+    step: Option<&StepResult>,
     transition: &RunTransition,
     now: Timestamp,
-) -> StoreResult<()> {
-    match transition.write(now) {
-        RunWrite::Touch => conn.execute(
-            "UPDATE workflow_runs SET updated_at = $2 WHERE id = $1",
-            &[&run_id, &micros(now)],
-        )?,
-        RunWrite::Release => conn.execute(
-            "UPDATE workflow_runs SET status = 'waiting', next_attempt_at = $2, lease_owner = NULL, \
-             lease_expires_at = NULL, updated_at = $2 WHERE id = $1",
-            &[&run_id, &micros(now)],
-        )?,
+) -> StoreResult<bool> {
+    let record = step.map(|step| step.record(now)).transpose()?;
+    let attempt = lease.attempt as i32;
+    let now_us = micros(now);
+    let mut params: Vec<&(dyn postgres::types::ToSql + Sync)> =
+        vec![&lease.run_id, &attempt, &lease.owner, &now_us];
+    let write = transition.write(now);
+    let settle;
+    let sets = match &write {
+        RunWrite::Touch => "updated_at = $4",
+        RunWrite::Release => {
+            "status = 'waiting', next_attempt_at = $4, lease_owner = NULL, \
+             lease_expires_at = NULL, updated_at = $4"
+        }
         RunWrite::Settle {
             status,
             error,
             next_attempt_at,
             finished_at,
-        } => conn.execute(
-            "UPDATE workflow_runs SET status = $2, error = $3, next_attempt_at = $4, \
-             lease_owner = NULL, lease_expires_at = NULL, finished_at = $5, updated_at = $6 WHERE id = $1",
-            &[
-                &run_id,
-                &status.as_str(),
-                &error,
-                &micros(next_attempt_at),
-                &finished_at.map(micros),
-                &micros(now),
-            ],
-        )?,
+        } => {
+            settle = (
+                status.as_str(),
+                error,
+                micros(*next_attempt_at),
+                finished_at.map(micros),
+            );
+            params.extend([
+                &settle.0 as &(dyn postgres::types::ToSql + Sync),
+                settle.1,
+                &settle.2,
+                &settle.3,
+            ]);
+            "status = $5, error = $6, next_attempt_at = $7, lease_owner = NULL, \
+             lease_expires_at = NULL, finished_at = $8, updated_at = $4"
+        }
     };
-    Ok(())
+    let mut sql = format!(
+        "WITH relaxed AS (SELECT set_config('synchronous_commit', 'off', true)), \
+         fenced AS (UPDATE workflow_runs SET {sets} WHERE {FENCE} RETURNING id, user_id)"
+    );
+    let step_values;
+    if let (Some(step), Some(record)) = (step, &record) {
+        step_values = (
+            record.status.as_str(),
+            micros(step.started_at),
+            record.finished_at.map(micros),
+        );
+        let n = params.len();
+        params.extend([
+            &step.name as &(dyn postgres::types::ToSql + Sync),
+            &step_values.0,
+            &record.output,
+            &record.error,
+            &step_values.1,
+            &step_values.2,
+            &record.duration_us,
+        ]);
+        let [name, status, output, error, started, finished, duration] =
+            std::array::from_fn(|i| format!("${}", n + 1 + i));
+        // A succeeded step keeps its first output: the conflict update skips it.
+        sql.push_str(&format!(
+            ", step AS (INSERT INTO workflow_steps AS s (run_id, name, user_id, seq, status, output, \
+               attempts, last_error, first_started_at, last_started_at, finished_at, \
+               last_duration_us, total_duration_us) \
+             SELECT f.id, {name}::text, f.user_id, \
+               (SELECT count(*) + 1 FROM workflow_steps WHERE run_id = $1), {status}::text, \
+               {output}::jsonb, 1, {error}::text, {started}::bigint, {started}::bigint, \
+               {finished}::bigint, {duration}::bigint, {duration}::bigint FROM fenced f \
+             ON CONFLICT (run_id, name) DO UPDATE SET status = excluded.status, \
+               output = excluded.output, attempts = s.attempts + 1, \
+               last_error = coalesce(excluded.last_error, s.last_error), \
+               last_started_at = excluded.last_started_at, finished_at = excluded.finished_at, \
+               last_duration_us = excluded.last_duration_us, \
+               total_duration_us = s.total_duration_us + excluded.last_duration_us \
+             WHERE s.status <> 'succeeded')"
+        ));
+    }
+    sql.push_str(" SELECT (SELECT count(*) FROM fenced) FROM relaxed");
+    let held: i64 = conn.query_one(&sql, &params)?.try_get(0).map_err(corrupt)?;
+    Ok(held == 1)
 }
 
 #[async_trait]
@@ -421,7 +530,7 @@ impl WorkflowStore for PostgresStore {
         }
         let now = self.clock().now();
         let request = request.clone();
-        self.system_work(move |conn| conn.relaxed_transaction(|conn| claim(conn, &request, now)))
+        self.system_work(move |conn| claim(conn, &request, now))
             .await
     }
 
@@ -460,16 +569,13 @@ impl WorkflowStore for PostgresStore {
         let now = self.clock().now();
         let lease = lease.clone();
         self.system_work(move |conn| {
-            conn.relaxed_transaction(|conn| {
-                if !holds(conn, &lease, now)? {
-                    return Ok(Fenced::LeaseLost);
-                }
-                if let Some(step) = &step {
-                    record_step(conn, lease.run_id, step, now)?;
-                }
-                transition(conn, lease.run_id, &run_transition, now)?;
-                Ok(Fenced::Done(()))
-            })
+            Ok(
+                if commit_fenced(conn, &lease, step.as_ref(), &run_transition, now)? {
+                    Fenced::Done(())
+                } else {
+                    Fenced::LeaseLost
+                },
+            )
         })
         .await
     }

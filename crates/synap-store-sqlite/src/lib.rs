@@ -12,7 +12,8 @@
 //! `WriteTransaction` implementation), [`project`] (projection updates),
 //! [`read`] (queries), [`admin`] (rebuild, verify, stats), [`accounts`] (users,
 //! API tokens, sessions), [`backup`] (online snapshots for `synap admin backup`),
-//! [`webhooks`] (webhook subscriptions), [`vectors`] (search vectors and the exact nearest-neighbour scan),
+//! [`webhooks`] (webhook subscriptions), [`vectors`] (search vectors and the
+//! exact nearest-neighbour query, through [`vec_extension`]),
 //! [`transfer`] (reading a whole instance out for
 //! `synap admin migrate`).
 
@@ -27,6 +28,7 @@ mod schema;
 mod store;
 mod suggestions;
 mod transfer;
+mod vec_extension;
 mod vectors;
 mod webhooks;
 mod workflow;

@@ -119,6 +119,7 @@ impl SqliteStore {
     /// sure the local owner exists, and starts the writer thread. Must be called
     /// from within a Tokio runtime.
     pub fn open(config: SqliteConfig) -> StoreResult<Self> {
+        crate::vec_extension::register();
         if let Some(dir) = config.path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|e| {
                 StoreError::Backend(format!(

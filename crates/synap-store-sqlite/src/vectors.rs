@@ -1,6 +1,6 @@
 //! Search vectors on SQLite (the contract is `synap_store::vectors`): the
 //! `vector_sources` and `vectors` tables, the backlog query, and the exact
-//! nearest-neighbour scan. Vectors are derived data: they are written with the
+//! nearest-neighbour query, run by sqlite-vec inside SQLite. Vectors are derived data: they are written with the
 //! relaxed commit of [`relaxed_write_tx`] (a power cut may make the indexer embed
 //! an entity again) and are not part of rebuild or verify.
 
@@ -13,8 +13,8 @@ use rusqlite::types::Value as SqlValue;
 use rusqlite::{Connection, params, params_from_iter};
 use synap_domain::ids::{EntityId, UserId};
 use synap_store::vectors::{
-    EntityVectors, IndexStatus, IndexTask, Nearest, NearestChunk, NearestRequest, VectorIndex,
-    check_model, encode_vector,
+    EntityVectors, IndexStatus, IndexTask, NearestChunk, NearestRequest, VectorIndex, check_model,
+    encode_vector,
 };
 use synap_store::{Scope, StoreError, StoreResult};
 
@@ -118,18 +118,31 @@ fn put(conn: &Connection, vectors: &EntityVectors) -> StoreResult<()> {
     Ok(())
 }
 
+/// The caller's live entities nearest to the query, each by its best chunk,
+/// ranked inside SQLite by sqlite-vec's `vec_distance_cosine` over the stored
+/// little-endian `f32` blobs (an exact scan of the user's vectors for the model;
+/// sqlite-vec 0.1 has no approximate index). SQLite's `min()` takes the bare
+/// columns from the row holding the minimum, which picks the best chunk.
+/// Vectors of another length and zero vectors (no distance) are skipped.
 fn nearest(
     conn: &Connection,
     user: &UserId,
     request: &NearestRequest,
 ) -> StoreResult<Vec<NearestChunk>> {
+    if request.vector.is_empty() || request.vector.iter().all(|x| *x == 0.0) {
+        return Ok(Vec::new());
+    }
+    let query = encode_vector(&request.vector);
     let mut args: Vec<SqlValue> = vec![
         SqlValue::Blob(user.as_bytes().to_vec()),
         SqlValue::Text(request.model.clone()),
+        SqlValue::Integer(query.len() as i64),
+        SqlValue::Blob(query),
     ];
     let mut conditions = vec![
         "v.user_id = ?1".to_string(),
         "v.model = ?2".into(),
+        "length(v.vector) = ?3".into(),
         "e.deleted_at IS NULL".into(),
     ];
     push_type_and_tag(
@@ -139,35 +152,36 @@ fn nearest(
         &mut args,
         &mut conditions,
     );
+    args.push(SqlValue::Integer(
+        request.limit.min(i64::MAX as usize) as i64
+    ));
     let sql = format!(
-        "SELECT v.entity_id, v.chunk, v.start, v.end, v.vector FROM vectors v \
-         JOIN entities e ON e.id = v.entity_id WHERE {}",
-        conditions.join(" AND ")
+        "SELECT v.entity_id, v.chunk, v.start, v.end, min(vec_distance_cosine(v.vector, ?4)) AS distance \
+         FROM vectors v JOIN entities e ON e.id = v.entity_id WHERE {} \
+         GROUP BY v.entity_id HAVING distance IS NOT NULL \
+         ORDER BY distance, v.entity_id LIMIT ?{}",
+        conditions.join(" AND "),
+        args.len()
     );
     let mut statement = conn.prepare_cached(&sql).map_err(sql_error)?;
     let mut rows = statement.query(params_from_iter(args)).map_err(sql_error)?;
-    let mut best = Nearest::new();
     let corrupt = |e: rusqlite::Error| StoreError::Corrupt(e.to_string());
+    let mut found = Vec::new();
     while let Some(row) = rows.next().map_err(sql_error)? {
         let id =
             row.get_ref(0).map_err(corrupt)?.as_blob().map_err(|e| {
                 StoreError::Corrupt(format!("a vector's entity id is not a blob: {e}"))
             })?;
-        let entity = EntityId(uuid(id)?);
-        let vector = row
-            .get_ref(4)
-            .map_err(corrupt)?
-            .as_blob()
-            .map_err(|e| StoreError::Corrupt(format!("a vector is not a blob: {e}")))?;
-        best.offer(
-            &request.vector,
-            entity,
-            row.get(1).map_err(corrupt)?,
-            (row.get(2).map_err(corrupt)?, row.get(3).map_err(corrupt)?),
-            vector,
-        );
+        let distance: f64 = row.get(4).map_err(corrupt)?;
+        found.push(NearestChunk {
+            entity_id: EntityId(uuid(id)?),
+            chunk: row.get(1).map_err(corrupt)?,
+            start: row.get(2).map_err(corrupt)?,
+            end: row.get(3).map_err(corrupt)?,
+            score: (1.0 - distance) as f32,
+        });
     }
-    Ok(best.finish(request.limit))
+    Ok(found)
 }
 
 fn status(conn: &Connection, model: &str) -> StoreResult<IndexStatus> {

@@ -174,19 +174,22 @@ pub fn encode_vector(vector: &[f32]) -> Vec<u8> {
     vector.iter().flat_map(|x| x.to_le_bytes()).collect()
 }
 
-/// The dot product of a query with a stored vector, without decoding it first;
-/// `None` when the lengths differ (a vector of another shape is never compared).
-pub fn dot_encoded(query: &[f32], stored: &[u8]) -> Option<f32> {
+/// The cosine similarity of a query with a stored vector, without decoding it
+/// first; `None` when the lengths differ (a vector of another shape is never
+/// compared) or either vector is all zeros (it has no direction).
+pub fn cosine_encoded(query: &[f32], stored: &[u8]) -> Option<f32> {
     if stored.len() != query.len() * 4 {
         return None;
     }
-    Some(
-        stored
-            .chunks_exact(4)
-            .zip(query)
-            .map(|(bytes, q)| f32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]) * q)
-            .sum(),
-    )
+    let (mut dot, mut stored_norm, mut query_norm) = (0.0f32, 0.0f32, 0.0f32);
+    for (bytes, q) in stored.chunks_exact(4).zip(query) {
+        let x = f32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]);
+        dot += x * q;
+        stored_norm += x * x;
+        query_norm += q * q;
+    }
+    let norms = (stored_norm * query_norm).sqrt();
+    (norms > 0.0).then(|| dot / norms)
 }
 
 /// Keeps the best chunk per entity while a backend streams candidate rows, then
@@ -212,7 +215,7 @@ impl Nearest {
         range: (u32, u32),
         stored: &[u8],
     ) {
-        let Some(score) = dot_encoded(query, stored) else {
+        let Some(score) = cosine_encoded(query, stored) else {
             return;
         };
         if !score.is_finite() {
@@ -348,8 +351,20 @@ mod tests {
         let v = [0.6f32, -0.8, 0.0];
         let stored = encode_vector(&v);
         assert_eq!(stored.len(), 12);
-        assert!((dot_encoded(&v, &stored).unwrap() - 1.0).abs() < 1e-6);
-        assert_eq!(dot_encoded(&[1.0, 0.0], &stored), None);
+        assert!((cosine_encoded(&v, &stored).unwrap() - 1.0).abs() < 1e-6);
+        assert_eq!(cosine_encoded(&[1.0, 0.0], &stored), None);
+    }
+
+    #[test]
+    fn cosine_ignores_length_and_skips_zero_vectors() {
+        let stored = encode_vector(&[3.0, 4.0]);
+        assert!((cosine_encoded(&[0.6, 0.8], &stored).unwrap() - 1.0).abs() < 1e-6);
+        assert!(cosine_encoded(&[0.8, -0.6], &stored).unwrap().abs() < 1e-6);
+        assert_eq!(cosine_encoded(&[0.0, 0.0], &stored), None);
+        assert_eq!(
+            cosine_encoded(&[1.0, 0.0], &encode_vector(&[0.0, 0.0])),
+            None
+        );
     }
 
     #[test]

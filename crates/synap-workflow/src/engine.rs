@@ -10,7 +10,8 @@
 //! drops the run. A failed step releases the run until its backoff has passed
 //! (`waiting`), or fails the run when it is out of attempts or the error is
 //! non-retryable. [`Worker::run`] repeats passes until shutdown, sleeping
-//! `poll_interval` when there is nothing to do; on shutdown a run between steps
+//! `poll_interval` when there is nothing to do and looking at schedules at most
+//! once per `poll_interval`; on shutdown a run between steps
 //! is released at once for another worker. An idle worker also wakes when the
 //! event log grows (runs triggered by a command arrive with its events).
 
@@ -195,12 +196,20 @@ impl Worker {
     pub async fn run(self) -> TickReport {
         let mut total = TickReport::default();
         let mut shutdown = self.shutdown.clone();
+        // Schedules are looked at once per poll interval, not on every pass of a
+        // busy worker: cron has minute granularity, and the look is a query.
+        let mut schedules_checked: Option<Instant> = None;
         while !self.stopping() {
+            let fire = self.config.schedules
+                && schedules_checked.is_none_or(|at| at.elapsed() >= self.config.poll_interval);
+            if fire {
+                schedules_checked = Some(Instant::now());
+            }
             // The log's head before the pass: an idle worker wakes as soon as it
             // moves, since most runs are enqueued by the command that appends
             // events (a capture), so new work is picked up at once, not a poll later.
             let head = self.store.head_position().await.ok();
-            let pause = match self.tick().await {
+            let pause = match self.pass(fire).await {
                 Ok(report) => {
                     let idle = report.claimed == 0 && report.schedules_fired == 0;
                     total.add(&report);
@@ -238,9 +247,14 @@ impl Worker {
 
     /// One pass: fire due schedules, claim, execute the claimed runs.
     pub async fn tick(&self) -> StoreResult<TickReport> {
+        self.pass(self.config.schedules).await
+    }
+
+    /// One pass, firing due schedules only if `fire_schedules`.
+    async fn pass(&self, fire_schedules: bool) -> StoreResult<TickReport> {
         self.passes.fetch_add(1, Ordering::Relaxed);
         let mut report = TickReport::default();
-        if self.config.schedules {
+        if fire_schedules {
             report.schedules_fired = self.fire_schedules().await?;
         }
         if self.registry.is_empty() || self.stopping() {

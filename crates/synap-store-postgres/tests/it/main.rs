@@ -6,5 +6,6 @@ mod conformance;
 mod feed;
 mod migrate;
 mod partitions;
+mod pgvector;
 mod rls;
 mod workflow;
