@@ -39,6 +39,7 @@ pub struct Settings {
 pub struct WorkflowFileSettings {
     pub workers: Option<String>,
     pub workflow_lease: Option<String>,
+    pub workflow_retention: Option<String>,
     pub time_zone: Option<String>,
     pub ai_provider: Option<String>,
     pub ai_model: Option<String>,
@@ -58,12 +59,18 @@ pub struct WorkflowFileSettings {
 /// for deployments that run `synap worker` processes instead).
 pub const SERVE_WORKERS_DEFAULT: usize = 1;
 
+/// How long finished workflow runs (and their steps) are kept unless
+/// `SYNAP_WORKFLOW_RETENTION` says otherwise.
+pub const RETENTION_DEFAULT: std::time::Duration = std::time::Duration::from_secs(30 * 86_400);
+
 /// How this process runs workflows.
 #[derive(Debug, Clone)]
 pub struct WorkflowSettings {
     pub workers: usize,
     /// How long a worker that stops answering keeps its runs.
     pub lease: std::time::Duration,
+    /// How long finished runs are kept; `None`: for ever.
+    pub retention: Option<std::time::Duration>,
     pub time_zone: jiff::tz::TimeZone,
     pub analyzer: synap_ai::AnalyzerConfig,
     /// The embedding model for semantic search (provider `none` by default).
@@ -134,6 +141,7 @@ pub struct FileSettings {
     pub inline_body_limit: Option<String>,
     pub workers: Option<u32>,
     pub workflow_lease: Option<String>,
+    pub workflow_retention: Option<String>,
     pub time_zone: Option<String>,
     pub ai_provider: Option<String>,
     pub ai_model: Option<String>,
@@ -202,6 +210,7 @@ fn humantime_seconds(text: &str) -> Option<std::time::Duration> {
         "s" => number,
         "m" => number.checked_mul(60)?,
         "h" => number.checked_mul(3_600)?,
+        "d" => number.checked_mul(86_400)?,
         _ => return None,
     };
     Some(std::time::Duration::from_secs(seconds))
@@ -296,6 +305,7 @@ impl Settings {
         self.workflows = WorkflowFileSettings {
             workers: file.workers.map(|n| n.to_string()),
             workflow_lease: file.workflow_lease,
+            workflow_retention: file.workflow_retention,
             time_zone: file.time_zone,
             ai_provider: file.ai_provider,
             ai_model: file.ai_model,
@@ -484,7 +494,9 @@ impl Settings {
     }
 
     /// The workflow settings: workers per process (`SYNAP_WORKERS`, default
-    /// [`SERVE_WORKERS_DEFAULT`]), their lease (`SYNAP_WORKFLOW_LEASE`, default 30 s), the time zone captured dates resolve in
+    /// [`SERVE_WORKERS_DEFAULT`]), their lease (`SYNAP_WORKFLOW_LEASE`, default 30 s),
+    /// how long finished runs are kept (`SYNAP_WORKFLOW_RETENTION`, default 30 days,
+    /// `0` for ever), the time zone captured dates resolve in
     /// (`SYNAP_TIME_ZONE`, an IANA name; default the system's, else UTC), and the
     /// analyzer of `capture.enrich` (`SYNAP_AI_PROVIDER` local|anthropic|openai,
     /// `SYNAP_AI_MODEL`, `SYNAP_AI_BASE_URL`, `SYNAP_AI_API_KEY`,
@@ -534,6 +546,26 @@ impl Settings {
             }
             None => synap_workflow::engine::LEASE_DEFAULT,
         };
+        let retention = match layered(
+            env,
+            "SYNAP_WORKFLOW_RETENTION",
+            file.workflow_retention,
+            "workflow_retention",
+        ) {
+            Some((value, source)) => match humantime_seconds(&value) {
+                Some(keep) if keep.is_zero() => None,
+                Some(keep) => Some(keep),
+                None => {
+                    return Err(invalid(
+                        &source,
+                        format!(
+                            "{value:?} is not a retention like 30d or 12h (0 keeps runs for ever)"
+                        ),
+                    ));
+                }
+            },
+            None => Some(RETENTION_DEFAULT),
+        };
         let time_zone = match layered(env, "SYNAP_TIME_ZONE", file.time_zone, "time_zone") {
             Some((name, source)) => jiff::tz::TimeZone::get(name.trim()).map_err(|e| {
                 invalid(
@@ -577,6 +609,7 @@ impl Settings {
         Ok(WorkflowSettings {
             workers,
             lease,
+            retention,
             time_zone,
             analyzer,
             embedding,
@@ -760,6 +793,37 @@ pub fn parse_database_url(url: &str) -> Result<Database, CliError> {
 mod tests {
     use super::*;
     use crate::error::Exit;
+
+    #[test]
+    fn workflow_retention_defaults_to_30_days_and_0_keeps_runs_for_ever() {
+        let retention = |value: Option<&'static str>| {
+            let env = move |name: &str| {
+                (name == "SYNAP_WORKFLOW_RETENTION")
+                    .then_some(value)
+                    .flatten()
+            };
+            Settings::default()
+                .workflows(&|name| env(name).map(str::to_string))
+                .map(|settings| settings.retention)
+        };
+        assert_eq!(retention(None).ok(), Some(Some(RETENTION_DEFAULT)));
+        assert_eq!(
+            RETENTION_DEFAULT,
+            std::time::Duration::from_secs(30 * 24 * 3600)
+        );
+        assert_eq!(retention(Some("0")).ok(), Some(None));
+        assert_eq!(
+            retention(Some("7d")).ok(),
+            Some(Some(std::time::Duration::from_secs(7 * 24 * 3600)))
+        );
+        let bad = retention(Some("a month")).expect_err("not a duration");
+        assert_eq!(bad.exit, Exit::Usage);
+        assert!(
+            bad.message.starts_with("SYNAP_WORKFLOW_RETENTION: ") && bad.message.contains("30d"),
+            "{}",
+            bad.message
+        );
+    }
 
     #[test]
     fn the_default_database_follows_the_data_dir() {

@@ -23,9 +23,13 @@ use tokio::task::JoinHandle;
 
 /// Longest the workers get to finish their current steps after shutdown began.
 pub const STOP_GRACE: Duration = Duration::from_secs(10);
-/// How often the schedules every user has (the insight job) are given to users
-/// who lack them — new users get theirs within this time.
-pub const ENSURE_SCHEDULES_INTERVAL: Duration = Duration::from_secs(60);
+/// How often the maintenance loop runs: the schedules every user has (the
+/// insight job) are given to users who lack them — new users get theirs within
+/// this time — and finished runs past their retention are deleted.
+pub const MAINTENANCE_INTERVAL: Duration = Duration::from_secs(60);
+/// Most purge batches (of `PURGE_BATCH_MAX` runs) per maintenance pass, so a
+/// first purge of a long history is spread over several passes.
+pub const PURGE_BATCHES_PER_PASS: u32 = 10;
 
 /// The configured embedding model, loaded (a local model's files are read here,
 /// so a bad setting stops the start with one line); `None` when there is none.
@@ -69,7 +73,7 @@ pub fn flows(
 pub struct Workers {
     handles: Vec<JoinHandle<TickReport>>,
     indexer: Option<JoinHandle<()>>,
-    schedules: JoinHandle<()>,
+    maintenance: JoinHandle<()>,
     stop: watch::Sender<bool>,
 }
 
@@ -89,9 +93,10 @@ impl Workers {
         let indexer = embedder.map(|embedder| {
             tokio::spawn(Indexer::new(store.clone(), embedder).run(stopped.clone()))
         });
-        let schedules = tokio::spawn(ensure_user_schedules(
+        let maintenance = tokio::spawn(maintain(
             store.clone(),
             clock.clone(),
+            settings.retention,
             stopped.clone(),
         ));
         let base = WorkerConfig::new(owner_name(0)).with_lease(settings.lease);
@@ -107,7 +112,7 @@ impl Workers {
         Workers {
             handles,
             indexer,
-            schedules,
+            maintenance,
             stop,
         }
     }
@@ -131,18 +136,22 @@ impl Workers {
             if let Some(indexer) = self.indexer {
                 let _ = indexer.await;
             }
-            let _ = self.schedules.await;
+            let _ = self.maintenance.await;
         };
         let _ = tokio::time::timeout(STOP_GRACE, waiting).await;
         total
     }
 }
 
-/// Gives every user the schedules every user has (`synap_flows::insights`), now
-/// and every [`ENSURE_SCHEDULES_INTERVAL`], until `stop` turns true.
-async fn ensure_user_schedules(
+/// The maintenance loop, now and every [`MAINTENANCE_INTERVAL`] until `stop`
+/// turns true: gives every user the schedules every user has
+/// (`synap_flows::insights`), and deletes the runs that finished more than
+/// `retention` ago (`None`: never). Every process runs it; the store's writes
+/// make doing it twice harmless.
+async fn maintain(
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
+    retention: Option<Duration>,
     mut stop: watch::Receiver<bool>,
 ) {
     while !*stop.borrow() {
@@ -153,9 +162,35 @@ async fn ensure_user_schedules(
                 spec.name
             );
         }
+        if let Some(retention) = retention {
+            purge_finished_runs(store.as_ref(), clock.now(), retention).await;
+        }
         tokio::select! {
-            _ = tokio::time::sleep(ENSURE_SCHEDULES_INTERVAL) => {}
+            _ = tokio::time::sleep(MAINTENANCE_INTERVAL) => {}
             _ = stop.changed() => {}
+        }
+    }
+}
+
+/// Deletes runs that finished more than `retention` before `now`, batch by
+/// batch, at most [`PURGE_BATCHES_PER_PASS`] batches.
+async fn purge_finished_runs(store: &dyn Store, now: jiff::Timestamp, retention: Duration) {
+    let Ok(cutoff) = jiff::SignedDuration::try_from(retention)
+        .ok()
+        .and_then(|keep| now.checked_sub(keep).ok())
+        .ok_or(())
+    else {
+        return; // A retention longer than history: nothing is old enough.
+    };
+    let batch = synap_store::workflow::PURGE_BATCH_MAX;
+    for _ in 0..PURGE_BATCHES_PER_PASS {
+        match store.purge_finished_runs(cutoff, batch).await {
+            Ok(purged) if purged == u64::from(batch) => continue,
+            Ok(_) => return,
+            Err(error) => {
+                eprintln!("synap: cannot delete old workflow runs: {error}");
+                return;
+            }
         }
     }
 }

@@ -243,7 +243,7 @@ CREATE TABLE sessions (
 );
 CREATE INDEX sessions_by_user ON sessions (user_id);
 "#,
-    // 2: durable workflows (runs, memoised steps, cron schedules), with forced
+    // 3: durable workflows (runs, memoised steps, cron schedules), with forced
     // row-level security like the other user-owned tables.
     crate::workflow::SCHEMA,
     // 4: object storage. A content row records where an object-stored body or
@@ -275,6 +275,8 @@ CREATE POLICY entity_attachments_of_user ON entity_attachments
     crate::webhooks::SCHEMA,
     // 7: suggestions (see `suggestions`), under row-level security.
     crate::suggestions::SCHEMA,
+    // 8: finished runs by age, for the retention purge.
+    crate::workflow::RETENTION_INDEX,
 ];
 
 /// The version of snapshot states; bump it when `EntityState` changes shape so

@@ -25,8 +25,8 @@ use synap_domain::ids::UserId;
 use synap_store::workflow::{
     CLAIM_SCAN_FACTOR, ClaimRequest, ClaimedRun, Fenced, Lease, NewRun, QueueDepth, RetryOutcome,
     RunDetail, RunFilter, RunStatus, RunTransition, RunView, RunWrite, SCHEDULE_BATCH_MAX,
-    Schedule, ScheduleSpec, StepResult, StepStatus, StepView, WorkflowStore, check_schedule,
-    decode_run_cursor, lease_end, run_cursor, scheduled_run_id,
+    Schedule, ScheduleSpec, StepResult, StepStatus, StepView, WorkflowStore, check_purge_limit,
+    check_schedule, decode_run_cursor, lease_end, run_cursor, scheduled_run_id,
 };
 use synap_store::{Page, PageRequest, Scope, StoreError, StoreResult};
 use uuid::Uuid;
@@ -119,6 +119,10 @@ CREATE POLICY workflow_schedules_of_user ON workflow_schedules
   USING (user_id = coalesce((SELECT nullif(current_setting('synap.user_id', true), '')::uuid), user_id))
   WITH CHECK (user_id = coalesce((SELECT nullif(current_setting('synap.user_id', true), '')::uuid), user_id));
 "#;
+
+/// Migration 8: finished runs by finishing time (the retention purge's order).
+pub const RETENTION_INDEX: &str = "CREATE INDEX workflow_runs_finished ON workflow_runs (finished_at) \
+     WHERE finished_at IS NOT NULL;";
 
 const RUN_COLUMNS: &str = "id, user_id, workflow, input, trigger_position, status, attempt, \
     lease_owner, lease_expires_at, next_attempt_at, concurrency_key, error, created_at, \
@@ -774,6 +778,28 @@ impl WorkflowStore for PostgresStore {
                 .iter()
                 .map(schedule_from_row)
                 .collect()
+        })
+        .await
+    }
+
+    async fn purge_finished_runs(
+        &self,
+        finished_before: Timestamp,
+        limit: u32,
+    ) -> StoreResult<u64> {
+        check_purge_limit(limit)?;
+        let (before, limit) = (micros(finished_before), i64::from(limit));
+        self.system_work(move |conn| {
+            let purged = conn.execute(
+                "WITH relaxed AS (SELECT set_config('synchronous_commit', 'off', true)), \
+                 chosen AS (SELECT id FROM workflow_runs WHERE finished_at < $1 \
+                   AND status IN ('succeeded', 'failed', 'cancelled') \
+                   ORDER BY finished_at, id LIMIT $2 FOR UPDATE SKIP LOCKED), \
+                 steps AS (DELETE FROM workflow_steps WHERE run_id IN (SELECT id FROM chosen)) \
+                 DELETE FROM workflow_runs r USING chosen c, relaxed WHERE r.id = c.id",
+                &[&before, &limit],
+            )?;
+            Ok(purged)
         })
         .await
     }

@@ -205,7 +205,7 @@ CREATE TABLE sessions (
 ) WITHOUT ROWID;
 CREATE INDEX sessions_by_user ON sessions(user_id);
 "#,
-    // 2: durable workflows (runs, memoised steps, cron schedules).
+    // 3: durable workflows (runs, memoised steps, cron schedules).
     crate::workflow::SCHEMA,
     // 4: object storage. A content row records where an object-stored body or
     // attachment lives (provider, key); the `entity_attachments` projection.
@@ -222,6 +222,8 @@ ALTER TABLE contents ADD COLUMN object_key TEXT;
     crate::webhooks::SCHEMA,
     // 7: suggestions (see `suggestions`).
     crate::suggestions::SCHEMA,
+    // 8: finished runs by age, for the retention purge.
+    crate::workflow::RETENTION_INDEX,
 ];
 
 /// The version of snapshot states; bump it when `EntityState` changes shape so

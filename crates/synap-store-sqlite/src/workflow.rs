@@ -19,8 +19,8 @@ use synap_domain::ids::UserId;
 use synap_store::workflow::{
     CLAIM_SCAN_FACTOR, ClaimRequest, ClaimedRun, Fenced, Lease, NewRun, QueueDepth, RetryOutcome,
     RunDetail, RunFilter, RunStatus, RunTransition, RunView, RunWrite, Schedule, ScheduleSpec,
-    StepResult, StepStatus, StepView, WorkflowStore, check_schedule, decode_run_cursor, lease_end,
-    run_cursor, scheduled_run_id,
+    StepResult, StepStatus, StepView, WorkflowStore, check_purge_limit, check_schedule,
+    decode_run_cursor, lease_end, run_cursor, scheduled_run_id,
 };
 use synap_store::{Page, PageRequest, Scope, StoreError, StoreResult};
 use uuid::Uuid;
@@ -80,6 +80,10 @@ CREATE TABLE workflow_schedules (
 ) WITHOUT ROWID;
 CREATE INDEX workflow_schedules_due ON workflow_schedules(next_fire_at);
 "#;
+
+/// Migration 8: finished runs by finishing time (the retention purge's order).
+pub const RETENTION_INDEX: &str = "CREATE INDEX workflow_runs_finished ON workflow_runs (finished_at) \
+     WHERE finished_at IS NOT NULL;";
 
 const RUN_COLUMNS: &str = "id, user_id, workflow, input, trigger_position, status, attempt, \
     lease_owner, lease_expires_at, next_attempt_at, concurrency_key, error, created_at, \
@@ -220,20 +224,30 @@ pub(crate) fn write_tx<T>(
     conn: &mut Connection,
     work: impl FnOnce(&Connection) -> StoreResult<T>,
 ) -> StoreResult<T> {
-    conn.execute_batch("BEGIN IMMEDIATE").map_err(sql_error)?;
+    run_cached(conn, "BEGIN IMMEDIATE").map_err(sql_error)?;
     match work(conn) {
-        Ok(value) => match conn.execute_batch("COMMIT") {
+        Ok(value) => match run_cached(conn, "COMMIT") {
             Ok(()) => Ok(value),
             Err(error) => {
-                let _ = conn.execute_batch("ROLLBACK");
+                let _ = run_cached(conn, "ROLLBACK");
                 Err(sql_error(error))
             }
         },
         Err(error) => {
-            let _ = conn.execute_batch("ROLLBACK");
+            let _ = run_cached(conn, "ROLLBACK");
             Err(error)
         }
     }
+}
+
+/// Runs one statement that takes no parameters and returns no rows (transaction
+/// control, a pragma) through the statement cache: the engine runs a few of
+/// them per step, and `execute_batch` would parse them every time.
+fn run_cached(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
+    let mut statement = conn.prepare_cached(sql)?;
+    let mut rows = statement.query([])?;
+    while rows.next()?.is_some() {}
+    Ok(())
 }
 
 /// [`write_tx`] for writes that can be done again: the engine's own bookkeeping
@@ -251,18 +265,16 @@ pub(crate) fn relaxed_write_tx<T>(
     work: impl FnOnce(&Connection) -> StoreResult<T>,
 ) -> StoreResult<T> {
     let level: i64 = conn
-        .query_row("PRAGMA synchronous", [], |r| r.get(0))
+        .prepare_cached("PRAGMA synchronous")
+        .and_then(|mut statement| statement.query_row([], |r| r.get(0)))
         .map_err(sql_error)?;
     const NORMAL: i64 = 1;
     if level <= NORMAL {
         return write_tx(conn, work);
     }
-    conn.execute_batch("PRAGMA synchronous = NORMAL")
-        .map_err(sql_error)?;
+    run_cached(conn, "PRAGMA synchronous = NORMAL").map_err(sql_error)?;
     let result = write_tx(conn, work);
-    let restored = conn
-        .execute_batch(&format!("PRAGMA synchronous = {level}"))
-        .map_err(sql_error);
+    let restored = run_cached(conn, &format!("PRAGMA synchronous = {level}")).map_err(sql_error);
     let value = result?;
     restored?;
     Ok(value)
@@ -802,6 +814,35 @@ impl WorkflowStore for SqliteStore {
                 });
             }
             Ok(depths)
+        })
+        .await
+    }
+
+    async fn purge_finished_runs(
+        &self,
+        finished_before: Timestamp,
+        limit: u32,
+    ) -> StoreResult<u64> {
+        check_purge_limit(limit)?;
+        let before = micros(finished_before);
+        self.exclusive(move |conn| {
+            relaxed_write_tx(conn, |conn| {
+                // The same oldest-first selection twice in one transaction: the
+                // steps of the chosen runs, then the runs.
+                let chosen = "SELECT id FROM workflow_runs WHERE finished_at < ?1 \
+                     AND status IN ('succeeded', 'failed', 'cancelled') \
+                     ORDER BY finished_at, id LIMIT ?2";
+                conn.prepare_cached(&format!(
+                    "DELETE FROM workflow_steps WHERE run_id IN ({chosen})"
+                ))
+                .and_then(|mut s| s.execute(params![before, limit]))
+                .map_err(sql_error)?;
+                let runs = conn
+                    .prepare_cached(&format!("DELETE FROM workflow_runs WHERE id IN ({chosen})"))
+                    .and_then(|mut s| s.execute(params![before, limit]))
+                    .map_err(sql_error)?;
+                Ok(runs as u64)
+            })
         })
         .await
     }

@@ -641,6 +641,128 @@ pub async fn schedules_fire_once_when_due<F: StoreFactory>() {
     assert!(h.store.list_schedules(&other).await.unwrap().is_empty());
 }
 
+/// Retention: a purge deletes the runs that finished before the cut-off, of
+/// every user, oldest first and at most the batch size, with their steps; a run
+/// that finished later, and every unfinished run however old, stays.
+pub async fn finished_runs_are_purged_after_retention<F: StoreFactory>() {
+    let h = Harness::with_clock::<F>(start()).await;
+    let other = h.second_user("retention@example.com").await;
+    let finish = |scope: Scope, step: &'static str, transition: RunTransition| {
+        let store = h.store.clone();
+        async move {
+            let run = store
+                .enqueue_run(&scope, NewRun::new("wf.kept", json!({})))
+                .await
+                .expect("enqueue");
+            let claimed = store
+                .claim_runs(&claim("w", &["wf.kept"], 1))
+                .await
+                .expect("claim");
+            assert_eq!(claimed.len(), 1);
+            let at = claimed[0].run.updated_at;
+            let written = store
+                .commit_step(
+                    &claimed[0].lease,
+                    Some(step_ok(step, at, json!(1))),
+                    transition,
+                )
+                .await
+                .expect("finish");
+            assert_eq!(written, Fenced::Done(()));
+            run.id
+        }
+    };
+    // Day 0: one succeeded run of each user; day 1: a failed one; day 2: a
+    // cancelled one; day 3: a succeeded one. Plus an old run never started.
+    let queued = h
+        .store
+        .enqueue_run(&h.owner, NewRun::new("wf.unclaimed", json!({})))
+        .await
+        .expect("enqueue")
+        .id;
+    let day0_owner = finish(h.owner, "only", RunTransition::Succeeded).await;
+    let day0_other = finish(other, "only", RunTransition::Succeeded).await;
+    h.set_time(start() + SignedDuration::from_hours(24));
+    let day1_failed = finish(
+        h.owner,
+        "only",
+        RunTransition::Failed {
+            error: "gave up".into(),
+        },
+    )
+    .await;
+    h.set_time(start() + SignedDuration::from_hours(48));
+    let day2_cancelled = h
+        .store
+        .enqueue_run(&h.owner, NewRun::new("wf.kept", json!({})))
+        .await
+        .expect("enqueue")
+        .id;
+    h.store
+        .cancel_run(&h.owner, day2_cancelled)
+        .await
+        .expect("cancel");
+    h.set_time(start() + SignedDuration::from_hours(72));
+    let day3 = finish(h.owner, "only", RunTransition::Succeeded).await;
+
+    let exists = |scope: Scope, id: Uuid| {
+        let store = h.store.clone();
+        async move { store.run_detail(&scope, id).await.expect("read").is_some() }
+    };
+    let cutoff = start() + SignedDuration::from_hours(60);
+    // A batch of 2 takes the two oldest: both day-0 runs, whoever's they are.
+    assert_eq!(
+        h.store.purge_finished_runs(cutoff, 2).await.expect("purge"),
+        2
+    );
+    assert!(!exists(h.owner, day0_owner).await);
+    assert!(!exists(other, day0_other).await);
+    assert!(exists(h.owner, day1_failed).await);
+    assert_eq!(
+        h.store
+            .purge_finished_runs(cutoff, 100)
+            .await
+            .expect("purge"),
+        2
+    );
+    assert!(!exists(h.owner, day1_failed).await);
+    assert!(!exists(h.owner, day2_cancelled).await);
+    assert!(exists(h.owner, day3).await, "finished after the cut-off");
+    let waiting = h.store.run_detail(&h.owner, queued).await.unwrap().unwrap();
+    assert_eq!(waiting.run.status, RunStatus::Queued, "never started: kept");
+    assert_eq!(
+        h.store
+            .purge_finished_runs(cutoff, 100)
+            .await
+            .expect("purge"),
+        0
+    );
+    // The purged run's steps went with it: its id can be enqueued afresh and
+    // shows no old steps.
+    let again = h
+        .store
+        .enqueue_run(
+            &h.owner,
+            NewRun {
+                id: day0_owner,
+                ..NewRun::new("wf.unclaimed", json!({}))
+            },
+        )
+        .await
+        .expect("the id is free again");
+    let detail = h
+        .store
+        .run_detail(&h.owner, again.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(detail.steps.is_empty(), "{:?}", detail.steps);
+    assert!(matches!(
+        h.store.purge_finished_runs(cutoff, 0).await,
+        Err(crate::StoreError::InvalidInput(_))
+    ));
+}
+
 /// Expands the workflow conformance tests for a backend's [`StoreFactory`].
 #[macro_export]
 macro_rules! workflow_conformance_suite {
@@ -654,6 +776,7 @@ macro_rules! workflow_conformance_suite {
             runs_are_isolated_per_user,
             run_listing_filters_and_pages,
             schedules_fire_once_when_due,
+            finished_runs_are_purged_after_retention,
         );
     };
     (@tests $factory:path; $($name:ident),* $(,)?) => {

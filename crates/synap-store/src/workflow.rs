@@ -45,6 +45,9 @@ pub const CLAIM_BATCH_MAX: u32 = 64;
 pub const CLAIM_SCAN_FACTOR: u32 = 4;
 /// Most due schedules handled in one pass.
 pub const SCHEDULE_BATCH_MAX: u32 = 100;
+/// Most finished runs one [`WorkflowStore::purge_finished_runs`] call deletes
+/// (one transaction; callers repeat while a batch comes back full).
+pub const PURGE_BATCH_MAX: u32 = 1_000;
 /// Longest schedule name.
 pub const SCHEDULE_NAME_CHARS_MAX: usize = 100;
 /// Longest lease a claim may ask for.
@@ -598,6 +601,23 @@ pub trait WorkflowStore: Send + Sync {
     ) -> StoreResult<bool>;
     /// Runs per workflow and unfinished state, for metrics. Not scoped.
     async fn queue_depth(&self) -> StoreResult<Vec<QueueDepth>>;
+    /// Deletes, with their steps, up to `limit` (≤ [`PURGE_BATCH_MAX`]) runs that
+    /// finished — succeeded, failed or cancelled — before `finished_before`,
+    /// oldest first: the retention of run history. Unfinished runs are never
+    /// touched. Not scoped. Answers how many runs were deleted.
+    async fn purge_finished_runs(&self, finished_before: Timestamp, limit: u32)
+    -> StoreResult<u64>;
+}
+
+/// Checks the batch size of [`WorkflowStore::purge_finished_runs`].
+pub fn check_purge_limit(limit: u32) -> StoreResult<()> {
+    if (1..=PURGE_BATCH_MAX).contains(&limit) {
+        Ok(())
+    } else {
+        Err(StoreError::InvalidInput(format!(
+            "a purge deletes 1 to {PURGE_BATCH_MAX} runs"
+        )))
+    }
 }
 
 /// Checks a schedule spec's name and workflow (the cron text is the engine's).
