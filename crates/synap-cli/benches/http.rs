@@ -23,6 +23,8 @@
 //! - `SYNAP_BENCH_CONNECTIONS`: concurrent connections (default 32).
 //! - `SYNAP_BENCH_CLIENT_THREADS`: load-generator threads (default 1, so the
 //!   client takes as little CPU from the server as possible on a small machine).
+//! - `SYNAP_BENCH_BINARY`: another `synap` binary to measure (an A/B of two
+//!   builds in one sitting); default the one cargo built for this bench.
 //! - `SYNAP_BENCH_DIR`: where the scratch data directory goes (default: the
 //!   workspace's `target/tmp`, on the repository's disk). Removed afterwards.
 //!
@@ -524,7 +526,8 @@ fn describe_exit(status: ExitStatus, how: &str) -> String {
 
 /// A command on the real binary with a clean `SYNAP_*` environment.
 fn synap(data_dir: &Path) -> Command {
-    let mut command = Command::new(SYNAP);
+    let binary = std::env::var_os("SYNAP_BENCH_BINARY").unwrap_or_else(|| SYNAP.into());
+    let mut command = Command::new(binary);
     for (name, _) in std::env::vars_os() {
         if name.to_string_lossy().starts_with("SYNAP_") {
             command.env_remove(name);
