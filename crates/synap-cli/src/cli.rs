@@ -4,7 +4,7 @@
 use crate::command::{
     admin, attach, attachment, attachments, capture, detach, events, export, history, import, link,
     links, list, note, restore, revert, rm, search, serve, show, suggestion, task, token, unlink,
-    user, worker, workflow,
+    user, webhook, worker, workflow,
 };
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
@@ -98,6 +98,9 @@ pub enum Command {
     /// List, accept and dismiss what the insight job suggests
     #[command(subcommand)]
     Suggestion(suggestion::Command),
+    /// Subscribe URLs to your events (signed deliveries), list and delete them
+    #[command(subcommand)]
+    Webhook(webhook::Command),
     /// Manage user accounts
     #[command(subcommand)]
     User(user::Command),

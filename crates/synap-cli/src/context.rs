@@ -21,6 +21,9 @@ pub struct Context {
     pub out: Output,
     /// The largest attachment `synap attach` takes (`SYNAP_ATTACHMENT_LIMIT`).
     pub attachment_limit_bytes: u64,
+    /// Whether `synap webhook add` accepts private targets
+    /// (`SYNAP_WEBHOOK_ALLOW_PRIVATE`).
+    pub webhook_allow_private: bool,
 }
 
 impl std::fmt::Debug for Context {
@@ -66,11 +69,14 @@ impl Context {
                 std::env::var(name).ok()
             })?
             .attachment_limit_bytes;
+        let webhook_allow_private =
+            crate::settings::webhook_config(&|name| std::env::var(name).ok())?.allow_private;
         Ok(Context {
             store,
             user,
             out: Output::new(global.json),
             attachment_limit_bytes,
+            webhook_allow_private,
         })
     }
 

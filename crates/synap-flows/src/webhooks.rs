@@ -27,7 +27,7 @@ use sha2::{Digest, Sha256};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
-use synap_store::webhooks::{DeliveryAttempt, DeliveryInput, WEBHOOK_DELIVER, Webhook};
+use synap_store::webhooks::{DeliveryAttempt, DeliveryInput, NewWebhook, WEBHOOK_DELIVER, Webhook};
 use synap_store::{Clock, Store};
 use synap_workflow::{RetryPolicy, StepContext, StepError, Workflow};
 
@@ -72,6 +72,27 @@ impl Default for WebhookConfig {
 /// A new signing secret: `whsec_` + base64 of [`SECRET_BYTES`] random bytes.
 pub fn new_secret(random: [u8; SECRET_BYTES]) -> String {
     format!("{SECRET_PREFIX}{}", STANDARD.encode(random))
+}
+
+/// A subscription to create, as the HTTP API and the CLI make it: the target
+/// checked (see [`check_target`]), a fresh id, and the signing secret made from
+/// `random` (bytes from the operating system's generator). The store checks the
+/// rest (event types, lengths, the per-user limit).
+pub fn subscription(
+    url: String,
+    event_types: Vec<String>,
+    description: Option<String>,
+    allow_private: bool,
+    random: [u8; SECRET_BYTES],
+) -> Result<NewWebhook, String> {
+    check_target(&url, allow_private)?;
+    Ok(NewWebhook {
+        id: uuid::Uuid::now_v7(),
+        url,
+        event_types,
+        description,
+        secret: new_secret(random),
+    })
 }
 
 /// The `webhook-signature` value: `v1,` + base64(HMAC-SHA256(key, id.timestamp.body)),

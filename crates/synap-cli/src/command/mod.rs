@@ -28,6 +28,7 @@ pub mod task;
 pub mod token;
 pub mod unlink;
 pub mod user;
+pub mod webhook;
 pub mod worker;
 pub mod workflow;
 
@@ -80,6 +81,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Worker(args) => worker::run(&context, &cli.global, args).await,
         Command::Workflow(command) => workflow::run(&context, command).await,
         Command::Suggestion(command) => suggestion::run(&context, command).await,
+        Command::Webhook(command) => webhook::run(&context, command).await,
         Command::User(command) => user::run(&context, command).await,
         Command::Token(command) => token::run(&context, command).await,
         Command::Admin(command) => admin::run(&context, command).await,

@@ -120,3 +120,91 @@ fn a_running_server_delivers_signed_events() {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// `synap webhook add|list|show|rm` manage the acting user's subscriptions on
+/// the store `/v1/webhooks` serves: a private target is refused unless allowed,
+/// the secret is shown once (never by `list` or `show`), a bad event type is a
+/// one-line usage error (exit 2, like other invalid input), and a deleted
+/// subscription is gone.
+#[test]
+fn the_cli_adds_lists_shows_and_deletes_subscriptions() {
+    let synap = Synap::new();
+    let refused = synap.fails(
+        &[
+            "webhook",
+            "add",
+            "http://127.0.0.1:9/hook",
+            "--event",
+            "entity.created",
+        ],
+        2,
+    );
+    assert!(
+        refused.contains("SYNAP_WEBHOOK_ALLOW_PRIVATE=1"),
+        "{refused}"
+    );
+    let bad_type = synap.fails(
+        &[
+            "webhook",
+            "add",
+            "https://hooks.example.com/x",
+            "--event",
+            "entity.exploded",
+        ],
+        2,
+    );
+    assert!(bad_type.contains("entity.exploded"), "{bad_type}");
+
+    let made = synap.json(&[
+        "webhook",
+        "add",
+        "https://hooks.example.com/synap",
+        "--event",
+        "entity.created",
+        "--event",
+        "entity.deleted",
+        "--description",
+        "my automation",
+    ]);
+    let id = made["id"].as_str().expect("an id").to_string();
+    assert!(
+        made["secret"].as_str().unwrap().starts_with("whsec_"),
+        "{made}"
+    );
+    assert_eq!(made["status"], "active");
+    assert_eq!(
+        made["event_types"],
+        json!(["entity.created", "entity.deleted"])
+    );
+
+    let allowed = synap
+        .command()
+        .args(["webhook", "add", "http://127.0.0.1:9/hook", "--event", "*"])
+        .env("SYNAP_WEBHOOK_ALLOW_PRIVATE", "1")
+        .output()
+        .expect("synap runs");
+    assert!(allowed.status.success(), "{allowed:?}");
+    assert!(String::from_utf8_lossy(&allowed.stdout).contains("signing secret"));
+
+    let listed = synap.json(&["webhook", "list"]);
+    let items = crate::support::items(&listed);
+    assert_eq!(items.len(), 2, "{listed}");
+    assert_eq!(items[0]["id"], made["id"]);
+    assert!(items.iter().all(|w| w.get("secret").is_none()), "{listed}");
+    let table = synap.ok(&["webhook", "list"]);
+    assert!(table.contains("https://hooks.example.com/synap"), "{table}");
+
+    let shown = synap.ok(&["webhook", "show", &id]);
+    assert!(shown.contains("status:   active"), "{shown}");
+    assert!(shown.contains("my automation"), "{shown}");
+    assert!(!shown.contains("whsec_"), "{shown}");
+
+    assert!(synap.ok(&["webhook", "rm", &id]).contains(&id));
+    let gone = synap.fails(&["webhook", "show", &id], 3);
+    assert!(gone.contains("synap webhook list"), "{gone}");
+    synap.fails(&["webhook", "rm", &id], 3);
+    assert_eq!(
+        crate::support::items(&synap.json(&["webhook", "list"])).len(),
+        1
+    );
+}

@@ -14,8 +14,8 @@ use axum::http::StatusCode;
 use jiff::Timestamp;
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
-use synap_flows::webhooks::{SECRET_BYTES, check_target, new_secret};
-use synap_store::webhooks::{NewWebhook, Webhook as StoredWebhook};
+use synap_flows::webhooks::{SECRET_BYTES, subscription};
+use synap_store::webhooks::Webhook as StoredWebhook;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -137,23 +137,17 @@ async fn create_webhook(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<CreateWebhook>,
 ) -> ApiResult<(StatusCode, Json<CreatedWebhook>)> {
-    check_target(&body.url, state.config.webhook_allow_private)
-        .map_err(|reason| ApiError::validation("url", reason))?;
     let mut random = [0u8; SECRET_BYTES];
     rand::rngs::OsRng.fill_bytes(&mut random);
-    let made = state
-        .store
-        .create_webhook(
-            &caller.scope(),
-            NewWebhook {
-                id: Uuid::now_v7(),
-                url: body.url,
-                event_types: body.event_types,
-                description: body.description,
-                secret: new_secret(random),
-            },
-        )
-        .await?;
+    let new = subscription(
+        body.url,
+        body.event_types,
+        body.description,
+        state.config.webhook_allow_private,
+        random,
+    )
+    .map_err(|reason| ApiError::validation("url", reason))?;
+    let made = state.store.create_webhook(&caller.scope(), new).await?;
     let secret = made.secret.clone();
     Ok((
         StatusCode::CREATED,
