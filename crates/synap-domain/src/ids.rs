@@ -108,10 +108,12 @@ impl fmt::Debug for ContentHash {
 impl FromStr for ContentHash {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let bytes = hex::decode(s).map_err(|_| format!("not a hex SHA-256: {s:?}"))?;
-        let array: [u8; 32] = bytes
-            .try_into()
-            .map_err(|_| format!("a SHA-256 has 64 hex digits: {s:?}"))?;
+        if s.len() != 64 {
+            return Err(format!("a SHA-256 has 64 hex digits: {s:?}"));
+        }
+        // Decoded in place: catch-up reads parse two of these per note edit.
+        let mut array = [0u8; 32];
+        hex::decode_to_slice(s, &mut array).map_err(|_| format!("not a hex SHA-256: {s:?}"))?;
         Ok(Self(array))
     }
 }
@@ -133,7 +135,49 @@ impl Serialize for ContentHash {
 }
 impl<'de> Deserialize<'de> for ContentHash {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let text = String::deserialize(deserializer)?;
-        text.parse().map_err(serde::de::Error::custom)
+        /// Parses the hex text where the deserializer holds it (no `String`).
+        struct HexVisitor;
+        impl serde::de::Visitor<'_> for HexVisitor {
+            type Value = ContentHash;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a SHA-256 as 64 hex digits")
+            }
+            fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<ContentHash, E> {
+                text.parse().map_err(E::custom)
+            }
+        }
+        deserializer.deserialize_str(HexVisitor)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn content_hashes_read_back_from_hex_and_refuse_anything_else() {
+        let hash = ContentHash([0xab; 32]);
+        let text = hash.to_string();
+        assert_eq!(text.len(), 64);
+        assert_eq!(text.parse::<ContentHash>(), Ok(hash));
+        let json = serde_json::to_string(&hash).unwrap();
+        assert_eq!(serde_json::from_str::<ContentHash>(&json).unwrap(), hash);
+        let from_value: ContentHash = serde_json::from_value(serde_json::json!(text)).unwrap();
+        assert_eq!(from_value, hash);
+
+        assert!(
+            "ab".parse::<ContentHash>()
+                .unwrap_err()
+                .contains("64 hex digits")
+        );
+        let not_hex = "zz".repeat(32);
+        assert!(
+            not_hex
+                .parse::<ContentHash>()
+                .unwrap_err()
+                .contains("not a hex")
+        );
+        assert!(serde_json::from_str::<ContentHash>("42").is_err());
+        assert!(serde_json::from_str::<ContentHash>("\"abc\"").is_err());
     }
 }

@@ -74,7 +74,7 @@ pub const EVENT_COLUMNS: &str = "position, id, aggregate_id, version, type, sche
 
 /// Reads one event row (selected with `EVENT_COLUMNS`), upcasting its payload.
 pub fn event_from_row(row: &Row) -> Result<StoredEvent, StoreError> {
-    let event_type: String = row.try_get(4).map_err(corrupt)?;
+    let event_type: &str = row.try_get(4).map_err(corrupt)?;
     let schema_version = row.try_get::<_, i16>(5).map_err(corrupt)? as u32;
     let data: &str = row.try_get(7).map_err(corrupt)?;
     let metadata: &str = row.try_get(8).map_err(corrupt)?;
@@ -83,7 +83,7 @@ pub fn event_from_row(row: &Row) -> Result<StoredEvent, StoreError> {
         id: EventId(row.try_get(1).map_err(corrupt)?),
         aggregate_id: row.try_get(2).map_err(corrupt)?,
         version: row.try_get::<_, i64>(3).map_err(corrupt)? as u64,
-        payload: decode(&event_type, schema_version, data)
+        payload: decode(event_type, schema_version, data)
             .map_err(|e| StoreError::Corrupt(e.to_string()))?,
         schema_version,
         user_id: UserId(row.try_get(6).map_err(corrupt)?),
