@@ -175,10 +175,9 @@ async fn maintain(
 /// Deletes runs that finished more than `retention` before `now`, batch by
 /// batch, at most [`PURGE_BATCHES_PER_PASS`] batches.
 async fn purge_finished_runs(store: &dyn Store, now: jiff::Timestamp, retention: Duration) {
-    let Ok(cutoff) = jiff::SignedDuration::try_from(retention)
+    let Some(cutoff) = jiff::SignedDuration::try_from(retention)
         .ok()
         .and_then(|keep| now.checked_sub(keep).ok())
-        .ok_or(())
     else {
         return; // A retention longer than history: nothing is old enough.
     };

@@ -608,26 +608,22 @@ fn find_binaries() -> Option<Binaries> {
         .collect();
     versioned.sort_by(|a, b| b.0.cmp(&a.0));
     dirs.extend(versioned.into_iter().map(|(_, dir)| dir));
-    dirs.into_iter().find_map(|dir| {
-        let initdb = dir.join("initdb");
-        let pg_ctl = dir.join("pg_ctl");
-        if !is_executable(&initdb) || !is_executable(&pg_ctl) {
-            return None;
-        }
-        let beside_link = fs::canonicalize(&pg_ctl)
-            .ok()
-            .and_then(|real| real.parent().map(|parent| parent.join("postgres")));
-        let has_postgres = is_executable(&dir.join("postgres"))
-            || beside_link.is_some_and(|path| is_executable(&path));
-        has_postgres.then_some(Binaries { initdb, pg_ctl })
-    })
+    dirs.iter().find_map(|dir| binaries_in(dir))
 }
 
-/// `initdb` and `pg_ctl` in `dir`, with `postgres` beside them.
+/// `initdb` and `pg_ctl` in `dir`, with `postgres` beside them (or beside the
+/// file `pg_ctl` links to, as Debian's `/usr/bin` wrappers do).
 fn binaries_in(dir: &Path) -> Option<Binaries> {
     let (initdb, pg_ctl) = (dir.join("initdb"), dir.join("pg_ctl"));
-    (is_executable(&initdb) && is_executable(&pg_ctl) && is_executable(&dir.join("postgres")))
-        .then_some(Binaries { initdb, pg_ctl })
+    if !is_executable(&initdb) || !is_executable(&pg_ctl) {
+        return None;
+    }
+    let beside_link = fs::canonicalize(&pg_ctl)
+        .ok()
+        .and_then(|real| real.parent().map(|parent| parent.join("postgres")));
+    let has_postgres = is_executable(&dir.join("postgres"))
+        || beside_link.is_some_and(|path| is_executable(&path));
+    has_postgres.then_some(Binaries { initdb, pg_ctl })
 }
 
 /// Server binaries with pgvector: `SYNAP_TEST_PGVECTOR_BIN`, else the

@@ -27,7 +27,7 @@ use synap_domain::ids::{ContentHash, EntityId, UserId};
 use synap_domain::tags::tag_key;
 use synap_store::vectors::{
     EntityVectors, IndexStatus, IndexTask, Nearest, NearestChunk, NearestRequest, VectorIndex,
-    check_model, encode_vector,
+    check_model, encode_vector, similarity_of_distance,
 };
 use synap_store::{Scope, StoreError, StoreResult};
 
@@ -232,7 +232,7 @@ fn nearest_pgvector(
     user: &UserId,
     request: &NearestRequest,
 ) -> StoreResult<Vec<NearestChunk>> {
-    if request.vector.is_empty() || request.vector.iter().all(|x| *x == 0.0) {
+    if !request.has_direction() {
         return Ok(Vec::new());
     }
     let (mut params, mut conditions) = nearest_conditions(user, request);
@@ -266,7 +266,7 @@ fn nearest_pgvector(
                 chunk: chunk.max(0) as u32,
                 start: start.max(0) as u32,
                 end: end.max(0) as u32,
-                score: (1.0 - distance) as f32,
+                score: similarity_of_distance(distance),
             })
         })
         .collect()

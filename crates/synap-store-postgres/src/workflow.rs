@@ -47,6 +47,11 @@ pub(crate) fn relax_commit(conn: &mut Conn) -> StoreResult<()> {
     Ok(())
 }
 
+/// The common table expression that relaxes the commit of the single statement
+/// it opens (see [`relax_commit`]): `set_config(…, true)` lasts until the end of
+/// the statement's own transaction. Statements name it in their `FROM` so it runs.
+const RELAXED: &str = "relaxed AS (SELECT set_config('synchronous_commit', 'off', true))";
+
 /// The migration that creates the workflow tables (appended to `schema::MIGRATIONS`).
 pub const SCHEMA: &str = r#"
 CREATE TABLE workflow_runs (
@@ -274,7 +279,7 @@ fn claim(conn: &mut Conn, request: &ClaimRequest, now: Timestamp) -> StoreResult
         .collect::<Vec<_>>()
         .join(", ");
     let sql = format!(
-        "WITH relaxed AS (SELECT set_config('synchronous_commit', 'off', true)), \
+        "WITH {RELAXED}, \
          candidates AS (SELECT id FROM workflow_runs \
            WHERE ((status IN ('queued', 'waiting') AND next_attempt_at <= $1) \
                   OR (status = 'running' AND lease_expires_at <= $1)) \
@@ -468,7 +473,7 @@ fn commit_fenced(
         }
     };
     let mut sql = format!(
-        "WITH relaxed AS (SELECT set_config('synchronous_commit', 'off', true)), \
+        "WITH {RELAXED}, \
          fenced AS (UPDATE workflow_runs SET {sets} WHERE {FENCE} RETURNING id, user_id)"
     );
     let step_values;
@@ -544,9 +549,9 @@ impl WorkflowStore for PostgresStore {
         let lease = lease.clone();
         self.system_work(move |conn| {
             let updated = conn.execute(
-                "UPDATE workflow_runs SET lease_expires_at = $5, updated_at = $4 \
-                 WHERE id = $1 AND attempt = $2 AND lease_owner = $3 AND status = 'running' \
-                 AND lease_expires_at > $4",
+                &format!(
+                    "UPDATE workflow_runs SET lease_expires_at = $5, updated_at = $4 WHERE {FENCE}"
+                ),
                 &[
                     &lease.run_id,
                     &(lease.attempt as i32),
@@ -791,12 +796,14 @@ impl WorkflowStore for PostgresStore {
         let (before, limit) = (micros(finished_before), i64::from(limit));
         self.system_work(move |conn| {
             let purged = conn.execute(
-                "WITH relaxed AS (SELECT set_config('synchronous_commit', 'off', true)), \
-                 chosen AS (SELECT id FROM workflow_runs WHERE finished_at < $1 \
-                   AND status IN ('succeeded', 'failed', 'cancelled') \
-                   ORDER BY finished_at, id LIMIT $2 FOR UPDATE SKIP LOCKED), \
-                 steps AS (DELETE FROM workflow_steps WHERE run_id IN (SELECT id FROM chosen)) \
-                 DELETE FROM workflow_runs r USING chosen c, relaxed WHERE r.id = c.id",
+                &format!(
+                    "WITH {RELAXED}, \
+                     chosen AS (SELECT id FROM workflow_runs WHERE finished_at < $1 \
+                       AND status IN ('succeeded', 'failed', 'cancelled') \
+                       ORDER BY finished_at, id LIMIT $2 FOR UPDATE SKIP LOCKED), \
+                     steps AS (DELETE FROM workflow_steps WHERE run_id IN (SELECT id FROM chosen)) \
+                     DELETE FROM workflow_runs r USING chosen c, relaxed WHERE r.id = c.id"
+                ),
                 &[&before, &limit],
             )?;
             Ok(purged)

@@ -14,7 +14,7 @@ use rusqlite::{Connection, params, params_from_iter};
 use synap_domain::ids::{EntityId, UserId};
 use synap_store::vectors::{
     EntityVectors, IndexStatus, IndexTask, NearestChunk, NearestRequest, VectorIndex, check_model,
-    encode_vector,
+    encode_vector, similarity_of_distance,
 };
 use synap_store::{Scope, StoreError, StoreResult};
 
@@ -129,7 +129,7 @@ fn nearest(
     user: &UserId,
     request: &NearestRequest,
 ) -> StoreResult<Vec<NearestChunk>> {
-    if request.vector.is_empty() || request.vector.iter().all(|x| *x == 0.0) {
+    if !request.has_direction() {
         return Ok(Vec::new());
     }
     let query = encode_vector(&request.vector);
@@ -178,7 +178,7 @@ fn nearest(
             chunk: row.get(1).map_err(corrupt)?,
             start: row.get(2).map_err(corrupt)?,
             end: row.get(3).map_err(corrupt)?,
-            score: (1.0 - distance) as f32,
+            score: similarity_of_distance(distance),
         });
     }
     Ok(found)

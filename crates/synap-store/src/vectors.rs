@@ -111,6 +111,20 @@ pub struct NearestRequest {
     pub limit: usize,
 }
 
+impl NearestRequest {
+    /// Whether the query vector points anywhere: an empty or all-zero vector has
+    /// no cosine similarity with anything, so it has no neighbours.
+    pub fn has_direction(&self) -> bool {
+        self.vector.iter().any(|x| *x != 0.0)
+    }
+}
+
+/// The similarity a backend's cosine *distance* (sqlite-vec's
+/// `vec_distance_cosine`, pgvector's `<=>`: 1 − similarity) stands for.
+pub fn similarity_of_distance(distance: f64) -> f32 {
+    (1.0 - distance) as f32
+}
+
 /// An entity's best chunk for a query.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct NearestChunk {

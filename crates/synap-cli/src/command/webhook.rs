@@ -2,13 +2,12 @@
 //! `/v1/webhooks` serves them. `add` checks the target like the server does
 //! (private, loopback and link-local addresses are refused unless
 //! `SYNAP_WEBHOOK_ALLOW_PRIVATE=1`) and prints the signing secret once.
-//! Deliveries are `webhook.deliver` runs (`synap workflow runs`).
+//! `--json` prints the HTTP API's shapes. Deliveries are `webhook.deliver` runs
+//! (`synap workflow runs`).
 
 use crate::context::Context;
 use crate::error::CliError;
-use rand::RngCore;
-use synap_flows::webhooks::{SECRET_BYTES, subscription};
-use synap_store::webhooks::Webhook;
+use synap_server::routes::webhooks::{CreatedWebhook, Webhook, fresh_subscription};
 use uuid::Uuid;
 
 #[derive(Debug, clap::Subcommand)]
@@ -53,7 +52,7 @@ pub async fn run(context: &Context, command: Command) -> Result<(), CliError> {
                 .webhook(&context.scope(), args.id)
                 .await?
                 .ok_or_else(|| missing(args.id))?;
-            show(context, &webhook)
+            show(context, &webhook.into())
         }
         Command::Rm(args) => {
             if !context
@@ -74,47 +73,52 @@ pub async fn run(context: &Context, command: Command) -> Result<(), CliError> {
 }
 
 async fn add(context: &Context, args: AddArgs) -> Result<(), CliError> {
-    let mut random = [0u8; SECRET_BYTES];
-    rand::rngs::OsRng.fill_bytes(&mut random);
     let url = args.url.clone();
-    let new = subscription(
+    let new = fresh_subscription(
         args.url,
         args.events,
         args.description,
         context.webhook_allow_private,
-        random,
     )
     .map_err(|reason| CliError::usage(format!("{url}: {reason}")))?;
     let made = context.store.create_webhook(&context.scope(), new).await?;
+    let created = CreatedWebhook {
+        secret: made.secret.clone(),
+        webhook: made.into(),
+    };
     if context.out.is_json() {
-        let mut document = view(&made);
-        document["secret"] = serde_json::Value::String(made.secret.clone());
-        return context.out.document(&document);
+        return context.out.document(&created);
     }
+    let webhook = &created.webhook;
     context.out.line(format!(
         "webhook {} delivers {} to {}",
-        made.id,
-        made.event_types.join(", "),
-        made.url
+        webhook.id,
+        webhook.event_types.join(", "),
+        webhook.url
     ))?;
     context.out.line(format!(
         "signing secret (shown once; verify webhook-signature with it): {}",
-        made.secret
+        created.secret
     ))
 }
 
 async fn list(context: &Context) -> Result<(), CliError> {
-    let all = context.store.webhooks(&context.scope()).await?;
+    let all: Vec<Webhook> = context
+        .store
+        .webhooks(&context.scope())
+        .await?
+        .into_iter()
+        .map(Webhook::from)
+        .collect();
     if context.out.is_json() {
-        let items: Vec<_> = all.iter().map(view).collect();
-        return context.out.document(&serde_json::json!({ "items": items }));
+        return context.out.document(&serde_json::json!({ "items": all }));
     }
     let rows: Vec<Vec<String>> = all
         .iter()
         .map(|w| {
             vec![
                 w.id.to_string(),
-                status(w).to_string(),
+                w.status.to_string(),
                 w.event_types.join(","),
                 w.url.clone(),
                 w.consecutive_failures.to_string(),
@@ -130,13 +134,13 @@ async fn list(context: &Context) -> Result<(), CliError> {
 
 fn show(context: &Context, webhook: &Webhook) -> Result<(), CliError> {
     if context.out.is_json() {
-        return context.out.document(&view(webhook));
+        return context.out.document(webhook);
     }
     let mut lines = vec![
         format!("id:       {}", webhook.id),
         format!("url:      {}", webhook.url),
         format!("events:   {}", webhook.event_types.join(", ")),
-        format!("status:   {}", status(webhook)),
+        format!("status:   {}", webhook.status),
         format!("failures: {} in a row", webhook.consecutive_failures),
     ];
     if let Some(description) = &webhook.description {
@@ -152,33 +156,6 @@ fn show(context: &Context, webhook: &Webhook) -> Result<(), CliError> {
         context.out.line(line)?;
     }
     Ok(())
-}
-
-fn status(webhook: &Webhook) -> &'static str {
-    if webhook.disabled_at.is_some() {
-        "disabled"
-    } else {
-        "active"
-    }
-}
-
-/// A subscription as `--json` prints it: the HTTP API's fields, never the secret
-/// (only `add` shows it, once).
-fn view(webhook: &Webhook) -> serde_json::Value {
-    serde_json::json!({
-        "id": webhook.id,
-        "url": webhook.url,
-        "event_types": webhook.event_types,
-        "description": webhook.description,
-        "created_at": webhook.created_at,
-        "status": status(webhook),
-        "disabled_at": webhook.disabled_at,
-        "disabled_reason": webhook.disabled_reason,
-        "consecutive_failures": webhook.consecutive_failures,
-        "last_attempt_at": webhook.last_attempt_at,
-        "last_success_at": webhook.last_success_at,
-        "last_error": webhook.last_error,
-    })
 }
 
 fn missing(id: Uuid) -> CliError {

@@ -15,7 +15,7 @@ use jiff::Timestamp;
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
 use synap_flows::webhooks::{SECRET_BYTES, subscription};
-use synap_store::webhooks::Webhook as StoredWebhook;
+use synap_store::webhooks::{NewWebhook, Webhook as StoredWebhook};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -137,14 +137,11 @@ async fn create_webhook(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<CreateWebhook>,
 ) -> ApiResult<(StatusCode, Json<CreatedWebhook>)> {
-    let mut random = [0u8; SECRET_BYTES];
-    rand::rngs::OsRng.fill_bytes(&mut random);
-    let new = subscription(
+    let new = fresh_subscription(
         body.url,
         body.event_types,
         body.description,
         state.config.webhook_allow_private,
-        random,
     )
     .map_err(|reason| ApiError::validation("url", reason))?;
     let made = state.store.create_webhook(&caller.scope(), new).await?;
@@ -156,6 +153,20 @@ async fn create_webhook(
             secret,
         }),
     ))
+}
+
+/// A subscription to create, with a signing secret from the operating system's
+/// generator (see `synap_flows::webhooks::subscription`); `synap webhook add`
+/// makes its subscriptions through this too. `Err`: the target is refused.
+pub fn fresh_subscription(
+    url: String,
+    event_types: Vec<String>,
+    description: Option<String>,
+    allow_private: bool,
+) -> Result<NewWebhook, String> {
+    let mut random = [0u8; SECRET_BYTES];
+    rand::rngs::OsRng.fill_bytes(&mut random);
+    subscription(url, event_types, description, allow_private, random)
 }
 
 /// List the caller's subscriptions.
