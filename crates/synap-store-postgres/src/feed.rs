@@ -34,6 +34,13 @@ const SETTLE_POLL: Duration = Duration::from_millis(2);
 /// long it waits before reconnecting after losing its connection.
 const LISTENER_TICK: Duration = Duration::from_secs(1);
 
+/// Shortest time between two wake-up notifications from one process: commits in
+/// between are announced by one `NOTIFY`. Every notification is a transaction of
+/// its own and wakes every listening process, so at thousands of commits a
+/// second one per commit would cost more CPU than the commits; readers in other
+/// processes learn of a commit at most this much later. (Readers in this
+/// process are woken at once, without `NOTIFY`.)
+pub const NOTIFY_INTERVAL_MIN: Duration = Duration::from_millis(2);
 /// SQL for the horizon: positions below it are settled. An uncorrelated
 /// subquery, so it is computed once per statement rather than once per row.
 fn horizon_sql() -> String {
@@ -240,6 +247,7 @@ fn notify_loop(url: &str, state: &(std::sync::Mutex<NotifierState>, std::sync::C
             }
             guard.pending = false;
         }
+        let sending = Instant::now();
         if client.as_ref().is_none_or(postgres::Client::is_closed) {
             client = postgres::Client::connect(url, postgres::NoTls).ok();
         }
@@ -253,6 +261,9 @@ fn notify_loop(url: &str, state: &(std::sync::Mutex<NotifierState>, std::sync::C
             if let Ok(mut guard) = lock.lock() {
                 guard.pending = true;
             }
+        } else {
+            // Commits poked meanwhile are announced together, after a pause.
+            std::thread::sleep(NOTIFY_INTERVAL_MIN.saturating_sub(sending.elapsed()));
         }
     }
 }

@@ -7,9 +7,13 @@
 //! are appended (the position needs only the transaction id, fetched with the
 //! first lock) and written at the end in one statement that also moves each
 //! stream from the version the command found to the one it reached (a
-//! compare-and-set: a version is never taken twice) and records the outcome. So a
-//! one-event command costs five round trips, as plain SQL writing the same rows
-//! does. Deadlocks and serialisation failures are retried whole.
+//! compare-and-set: a version is never taken twice) and records the outcome.
+//!
+//! Round trips: the first lock is taken together with the command's idempotency
+//! lookup and the user's webhooks ([`PgWrite::prefetch`]), so a one-event
+//! command costs four — begin, prefetch, write, commit — where plain SQL writing
+//! the same rows needs five. Deadlocks and serialisation failures are retried
+//! whole.
 
 use crate::codec::{
     EVENTS_PER_TRANSACTION_MAX, POSITION_INDEX_BITS, corrupt, micros, unique_violation,
@@ -22,7 +26,9 @@ use synap_domain::entity::{ContentRef, EntityState};
 use synap_domain::ids::{ContentHash, EntityId, RelationId};
 use synap_domain::relation::{RelationKind, RelationState};
 use synap_store::pipeline::{NewEvent, WriteTransaction, run_command};
-use synap_store::{AppendedEvent, CommandOutcome, CommandRequest, Scope, StoreError, StoreResult};
+use synap_store::{
+    AppendedEvent, CommandOutcome, CommandRequest, Scope, StoreError, StoreResult, Target,
+};
 use uuid::Uuid;
 
 /// How many times a command is retried after a deadlock, a serialisation failure
@@ -42,6 +48,7 @@ pub fn execute(
         attempt += 1;
         conn.begin_as(&request.scope.user_id.0)?;
         let mut tx = PgWrite::new(conn, now);
+        tx.prefetch(request)?;
         let result = run_command(&mut tx, request, now, &mut Uuid::now_v7);
         let command_id_race = tx.command_id_race;
         // Readers in other processes are woken after the commit (`feed::Notifier`).
@@ -96,6 +103,30 @@ pub struct PgWrite<'a> {
     /// Set when the command id was recorded by a concurrent transaction that
     /// committed first: retrying replays its outcome.
     command_id_race: bool,
+    /// What [`PgWrite::prefetch`] read; each part is taken by the pipeline's
+    /// first question for it.
+    prefetched_outcome: Option<Option<OutcomeRow>>,
+    prefetched_webhooks: Option<Vec<(Uuid, Vec<String>)>>,
+}
+
+/// A recorded outcome as stored: the aggregate, the version reached, and the
+/// positions of its events.
+#[derive(Debug, Clone, Copy)]
+struct OutcomeRow {
+    aggregate_id: Uuid,
+    version: u64,
+    first_position: Option<i64>,
+    event_count: i64,
+}
+
+/// The stream a command locks first: the aggregate it targets (a logged event's
+/// stream is its user's).
+fn target_stream(request: &CommandRequest) -> Uuid {
+    match &request.target {
+        Target::Entity { id, .. } => id.0,
+        Target::Link { id, .. } | Target::Unlink { id } => id.0,
+        Target::LogEvent { .. } => request.scope.user_id.0,
+    }
 }
 
 impl std::fmt::Debug for PgWrite<'_> {
@@ -118,7 +149,59 @@ impl<'a> PgWrite<'a> {
             moved: Vec::new(),
             locked: HashMap::new(),
             command_id_race: false,
+            prefetched_outcome: None,
+            prefetched_webhooks: None,
         }
+    }
+
+    /// Reads, in one round trip, what every command asks first: the outcome
+    /// recorded for its command id, the user's live webhooks, and its target's
+    /// stream (locked, as the pipeline's first lock would) with the
+    /// transaction id. A command then costs four round trips: begin, this, the
+    /// write, commit. The target is the first stream every command locks, so
+    /// the lock order is unchanged.
+    fn prefetch(&mut self, request: &CommandRequest) -> StoreResult<()> {
+        let stream = target_stream(request);
+        let row = self.conn.query_one(
+            "SELECT (SELECT version FROM streams WHERE aggregate_id = $3 FOR UPDATE),                     pg_current_xact_id()::text::bigint,                     o.aggregate_id, o.version, o.first_position, o.event_count,                     (SELECT array_agg(id) FROM webhooks WHERE user_id = $2 AND disabled_at IS NULL),                     (SELECT array_agg(event_types) FROM webhooks WHERE user_id = $2 AND disabled_at IS NULL)              FROM (SELECT 1) AS one              LEFT JOIN command_outcomes o ON o.command_id = $1 AND o.user_id = $2",
+            &[&request.command_id, &request.scope.user_id.0, &stream],
+        )?;
+        let version = row
+            .try_get::<_, Option<i64>>(0)
+            .map_err(corrupt)?
+            .unwrap_or(0) as u64;
+        self.locked.insert(stream, version);
+        self.xid = Some(row.try_get::<_, i64>(1).map_err(corrupt)?);
+        let outcome = match row.try_get::<_, Option<Uuid>>(2).map_err(corrupt)? {
+            None => None,
+            Some(aggregate_id) => Some(OutcomeRow {
+                aggregate_id,
+                version: row.try_get::<_, i64>(3).map_err(corrupt)? as u64,
+                first_position: row.try_get(4).map_err(corrupt)?,
+                event_count: i64::from(row.try_get::<_, i32>(5).map_err(corrupt)?),
+            }),
+        };
+        self.prefetched_outcome = Some(outcome);
+        let ids: Vec<Uuid> = row
+            .try_get::<_, Option<_>>(6)
+            .map_err(corrupt)?
+            .unwrap_or_default();
+        let types: Vec<serde_json::Value> = row
+            .try_get::<_, Option<_>>(7)
+            .map_err(corrupt)?
+            .unwrap_or_default();
+        if ids.len() != types.len() {
+            return Err(StoreError::Corrupt(
+                "webhook ids and event types differ in number".into(),
+            ));
+        }
+        self.prefetched_webhooks = Some(
+            ids.into_iter()
+                .zip(types)
+                .map(|(id, types)| Ok((id, crate::webhooks::event_types(types)?)))
+                .collect::<StoreResult<_>>()?,
+        );
+        Ok(())
     }
 
     /// Locks a stream row (if it exists) and returns its version (0: none yet).
@@ -162,18 +245,34 @@ impl WriteTransaction for PgWrite<'_> {
         scope: &Scope,
         command_id: Uuid,
     ) -> StoreResult<Option<CommandOutcome>> {
-        let Some(record) = self.conn.query_opt(
-            "SELECT aggregate_id, version, first_position, event_count FROM command_outcomes \
-             WHERE command_id = $1 AND user_id = $2",
-            &[&command_id, &scope.user_id.0],
-        )?
+        let record = match self.prefetched_outcome.take() {
+            Some(record) => record,
+            None => self
+                .conn
+                .query_opt(
+                    "SELECT aggregate_id, version, first_position, event_count FROM command_outcomes \
+                     WHERE command_id = $1 AND user_id = $2",
+                    &[&command_id, &scope.user_id.0],
+                )?
+                .map(|row| -> StoreResult<OutcomeRow> {
+                    Ok(OutcomeRow {
+                        aggregate_id: row.try_get(0).map_err(corrupt)?,
+                        version: row.try_get::<_, i64>(1).map_err(corrupt)? as u64,
+                        first_position: row.try_get(2).map_err(corrupt)?,
+                        event_count: i64::from(row.try_get::<_, i32>(3).map_err(corrupt)?),
+                    })
+                })
+                .transpose()?,
+        };
+        let Some(OutcomeRow {
+            aggregate_id,
+            version,
+            first_position: first,
+            event_count: count,
+        }) = record
         else {
             return Ok(None);
         };
-        let aggregate_id: Uuid = record.try_get(0).map_err(corrupt)?;
-        let version = record.try_get::<_, i64>(1).map_err(corrupt)? as u64;
-        let first: Option<i64> = record.try_get(2).map_err(corrupt)?;
-        let count = i64::from(record.try_get::<_, i32>(3).map_err(corrupt)?);
         let mut events = Vec::new();
         if let Some(first) = first.filter(|_| count > 0) {
             for row in self.conn.query(
@@ -411,6 +510,9 @@ impl WriteTransaction for PgWrite<'_> {
     }
 
     fn live_webhooks(&mut self, scope: &Scope) -> StoreResult<Vec<(Uuid, Vec<String>)>> {
+        if let Some(webhooks) = self.prefetched_webhooks.take() {
+            return Ok(webhooks);
+        }
         crate::webhooks::live_webhooks(self.conn, &scope.user_id)
     }
 
@@ -603,6 +705,9 @@ fn flush(
     moved: &[(Uuid, u64, u64)],
     record: Option<&OutcomeRecord>,
 ) -> Result<(), FlushError> {
+    if let ([event], [stream], Some(record)) = (pending, moved, record) {
+        return flush_one(conn, event, *stream, record);
+    }
     let column = |f: fn(&PendingEvent) -> i64| pending.iter().map(f).collect::<Vec<i64>>();
     let positions = column(|e| e.position);
     let recorded = column(|e| e.recorded_at);
@@ -684,6 +789,68 @@ fn flush(
         params.extend(outcome_params);
     }
     let result = conn.query_raw_one(&sql, &params);
+    check_flushed(conn, result, moved)
+}
+
+/// [`flush`] for the most common command: one event, one stream, an outcome to
+/// record. The same statement with plain parameters instead of arrays, which
+/// PostgreSQL binds and runs in about half the time.
+fn flush_one(
+    conn: &mut Conn,
+    event: &PendingEvent,
+    stream: (Uuid, u64, u64),
+    record: &OutcomeRecord,
+) -> Result<(), FlushError> {
+    let (aggregate_id, found, reached) = (stream.0, stream.1 as i64, stream.2 as i64);
+    let result = conn.query_raw_one(
+        "WITH updated AS ( \
+            UPDATE streams SET version = $3 \
+            WHERE aggregate_id = $1 AND $2::bigint > 0 AND version = $2 RETURNING 1), \
+         created AS ( \
+            INSERT INTO streams (aggregate_id, version) SELECT $1, $3 WHERE $2::bigint = 0 \
+            ON CONFLICT (aggregate_id) DO NOTHING RETURNING 1), \
+         events_written AS ( \
+            INSERT INTO events (position, recorded_at, id, aggregate_id, user_id, version, schema_version, \
+                aggregate_type, type, data, metadata) \
+            VALUES ($4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) RETURNING 1), \
+         outcome AS ( \
+            INSERT INTO command_outcomes (command_id, user_id, aggregate_id, version, first_position, event_count) \
+            VALUES ($15, $16, $17, $18, $19, $20) RETURNING 1) \
+         SELECT (SELECT count(*) FROM updated) + (SELECT count(*) FROM created), \
+                (SELECT count(*) FROM events_written), (SELECT count(*) FROM outcome)",
+        &[
+            &aggregate_id,
+            &found,
+            &reached,
+            &event.position,
+            &event.recorded_at,
+            &event.id,
+            &event.aggregate_id,
+            &event.user_id,
+            &event.version,
+            &event.schema_version,
+            &event.aggregate_type,
+            &event.event_type,
+            &event.data.as_str(),
+            &event.metadata.as_str(),
+            &record.command_id,
+            &record.user_id,
+            &record.aggregate_id,
+            &record.version,
+            &record.first_position,
+            &record.event_count,
+        ],
+    );
+    check_flushed(conn, result, &[stream])
+}
+
+/// Turns a flush statement's answer into the command's result: a taken command
+/// id, or a stream that did not move (a `Conflict` naming its version now).
+fn check_flushed(
+    conn: &mut Conn,
+    result: Result<postgres::Row, postgres::Error>,
+    moved: &[(Uuid, u64, u64)],
+) -> Result<(), FlushError> {
     let row = match result {
         Ok(row) => row,
         Err(error) => {
