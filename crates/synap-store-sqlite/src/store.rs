@@ -157,6 +157,14 @@ impl SqliteStore {
             readers.push(reader);
         }
 
+        // Checkpoints run on a thread of their own (see `checkpointer`).
+        conn.execute_batch(&format!(
+            "PRAGMA wal_autocheckpoint = {}",
+            crate::checkpointer::WAL_PAGES_MAX
+        ))
+        .map_err(sql_error)?;
+        let checkpoints = crate::checkpointer::start(&config.path, config.busy_timeout)?;
+
         let head_position = read::head_position(&conn)?;
         let (head_tx, head_rx) = watch::channel(head_position);
         let (jobs_tx, jobs_rx) = mpsc::channel(writer::WRITE_QUEUE_MAX);
@@ -164,7 +172,7 @@ impl SqliteStore {
         let objects = config.objects.clone();
         std::thread::Builder::new()
             .name("synap-sqlite-writer".into())
-            .spawn(move || writer::run(conn, jobs_rx, head_tx, clock, objects))
+            .spawn(move || writer::run(conn, jobs_rx, head_tx, clock, objects, checkpoints))
             .map_err(|e| StoreError::Backend(format!("cannot start the writer thread: {e}")))?;
 
         Ok(SqliteStore {

@@ -6,6 +6,7 @@
 //! `SqliteWrite` implements the shared pipeline's `WriteTransaction` on the open
 //! transaction.
 
+use crate::checkpointer::CheckpointPoke;
 use crate::codec::{is_unique_violation, micros, sql_error, uuid};
 use crate::project;
 use crate::read;
@@ -50,6 +51,7 @@ pub fn run(
     head: watch::Sender<u64>,
     clock: Arc<dyn Clock>,
     objects: Option<Arc<Objects>>,
+    checkpoints: CheckpointPoke,
 ) {
     let mut deferred: Option<Job> = None;
     loop {
@@ -93,6 +95,7 @@ pub fn run(
                 }
             }
         }
+        checkpoints.poke();
         if let Ok(position) = read::head_position(&conn) {
             head.send_if_modified(|current| {
                 let newer = position > *current;
