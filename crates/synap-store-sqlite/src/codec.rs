@@ -74,3 +74,13 @@ pub fn event_from_row(row: &Row<'_>) -> Result<StoredEvent, StoreError> {
         recorded_at: timestamp(row.get(9).map_err(get)?)?,
     })
 }
+
+/// Runs one statement that takes no parameters and returns no rows (transaction
+/// control, a pragma) through the statement cache: `execute_batch` would parse
+/// it every time, and the workflow engine and the reads run several per call.
+pub(crate) fn run_cached(conn: &rusqlite::Connection, sql: &str) -> rusqlite::Result<()> {
+    let mut statement = conn.prepare_cached(sql)?;
+    let mut rows = statement.query([])?;
+    while rows.next()?.is_some() {}
+    Ok(())
+}

@@ -40,7 +40,7 @@ impl SqliteConfig {
     }
 }
 
-use crate::codec::sql_error;
+use crate::codec::{run_cached, sql_error};
 use crate::writer::{self, Job};
 use crate::{accounts, admin, read};
 use async_trait::async_trait;
@@ -150,6 +150,7 @@ impl SqliteStore {
             reader
                 .busy_timeout(config.busy_timeout)
                 .map_err(sql_error)?;
+            reader.set_prepared_statement_cache_capacity(STATEMENT_CACHE_CAPACITY);
             stable_plans(&reader).map_err(sql_error)?;
             reader
                 .execute_batch("PRAGMA query_only = ON; PRAGMA cache_size = -16384;")
@@ -214,18 +215,56 @@ impl SqliteStore {
             .pop()
             .ok_or(StoreError::Closed)?;
         let (conn, result) = tokio::task::spawn_blocking(move || {
-            let result = conn
-                .execute_batch("BEGIN")
+            let result = run_cached(&conn, "BEGIN")
                 .map_err(sql_error)
                 .and_then(|()| {
                     let result = work(&conn);
-                    let _ = conn.execute_batch("COMMIT");
+                    let _ = run_cached(&conn, "COMMIT");
                     result
                 });
             (conn, result)
         })
         .await
         .map_err(|e| StoreError::Backend(format!("a read task failed: {e}")))?;
+        self.inner
+            .readers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(conn);
+        result
+    }
+
+    /// Runs `work` like [`read`](Self::read) — a pooled read connection, one read
+    /// transaction — but on the calling thread, for reads by key that take a few
+    /// microseconds: handing them to a blocking thread and back cost more than
+    /// the read itself (in a profile of `GET /v1/entities/{id}`, 43 % of the
+    /// server's CPU went to the wake-ups and context switches). A WAL-mode reader
+    /// never waits for the writer. Anything that scans stays on
+    /// [`read`](Self::read).
+    pub(crate) async fn read_by_key<T, F>(&self, work: F) -> StoreResult<T>
+    where
+        F: FnOnce(&Connection) -> StoreResult<T>,
+    {
+        let _permit = self
+            .inner
+            .reader_permits
+            .acquire()
+            .await
+            .map_err(|_| StoreError::Closed)?;
+        let conn = self
+            .inner
+            .readers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .pop()
+            .ok_or(StoreError::Closed)?;
+        let result = run_cached(&conn, "BEGIN")
+            .map_err(sql_error)
+            .and_then(|()| {
+                let result = work(&conn);
+                let _ = run_cached(&conn, "COMMIT");
+                result
+            });
         self.inner
             .readers
             .lock()
@@ -284,7 +323,7 @@ impl EventStore for SqliteStore {
     }
 
     async fn head_position(&self) -> StoreResult<u64> {
-        self.read(read::head_position).await
+        self.read_by_key(read::head_position).await
     }
 
     fn objects(&self) -> Option<Arc<synap_store::objects::Objects>> {
@@ -321,7 +360,8 @@ impl EventStore for SqliteStore {
 impl ReadModel for SqliteStore {
     async fn entity(&self, scope: &Scope, id: EntityId) -> StoreResult<Option<EntityView>> {
         let user = scope.user_id;
-        self.read(move |conn| read::entity(conn, &user, id)).await
+        self.read_by_key(move |conn| read::entity(conn, &user, id))
+            .await
     }
 
     async fn entity_at(
@@ -487,16 +527,16 @@ fn scratch_path(live: &Path) -> PathBuf {
 #[async_trait]
 impl Accounts for SqliteStore {
     async fn local_owner(&self) -> StoreResult<UserSummary> {
-        self.read(accounts::local_owner).await
+        self.read_by_key(accounts::local_owner).await
     }
 
     async fn user(&self, id: UserId) -> StoreResult<Option<UserSummary>> {
-        self.read(move |conn| accounts::user(conn, id)).await
+        self.read_by_key(move |conn| accounts::user(conn, id)).await
     }
 
     async fn user_by_email(&self, email: &str) -> StoreResult<Option<UserSummary>> {
         let email = email.to_string();
-        self.read(move |conn| accounts::user_by_email(conn, &email))
+        self.read_by_key(move |conn| accounts::user_by_email(conn, &email))
             .await
     }
 
@@ -507,7 +547,7 @@ impl Accounts for SqliteStore {
     }
 
     async fn password_hash(&self, user: UserId) -> StoreResult<Option<String>> {
-        self.read(move |conn| accounts::password_hash(conn, user))
+        self.read_by_key(move |conn| accounts::password_hash(conn, user))
             .await
     }
 
@@ -536,7 +576,7 @@ impl Accounts for SqliteStore {
 
     async fn token_by_prefix(&self, prefix: &str) -> StoreResult<Option<TokenCredential>> {
         let prefix = prefix.to_string();
-        self.read(move |conn| accounts::token_by_prefix(conn, &prefix))
+        self.read_by_key(move |conn| accounts::token_by_prefix(conn, &prefix))
             .await
     }
 
@@ -553,7 +593,7 @@ impl Accounts for SqliteStore {
 
     async fn session(&self, id_hash: &str) -> StoreResult<Option<SessionRecord>> {
         let id_hash = id_hash.to_string();
-        self.read(move |conn| accounts::session(conn, &id_hash))
+        self.read_by_key(move |conn| accounts::session(conn, &id_hash))
             .await
     }
 

@@ -9,7 +9,9 @@
 //! can never both see a run as claimable. Runs a command triggers are inserted by
 //! the writer inside the command's own transaction ([`insert_run`]).
 
-use crate::codec::{is_unique_violation, micros, opt_timestamp, sql_error, timestamp, uuid};
+use crate::codec::{
+    is_unique_violation, micros, opt_timestamp, run_cached, sql_error, timestamp, uuid,
+};
 use crate::store::SqliteStore;
 use async_trait::async_trait;
 use jiff::Timestamp;
@@ -238,16 +240,6 @@ pub(crate) fn write_tx<T>(
             Err(error)
         }
     }
-}
-
-/// Runs one statement that takes no parameters and returns no rows (transaction
-/// control, a pragma) through the statement cache: the engine runs a few of
-/// them per step, and `execute_batch` would parse them every time.
-fn run_cached(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
-    let mut statement = conn.prepare_cached(sql)?;
-    let mut rows = statement.query([])?;
-    while rows.next()?.is_some() {}
-    Ok(())
 }
 
 /// [`write_tx`] for writes that can be done again: the engine's own bookkeeping
