@@ -201,36 +201,15 @@ impl SqliteStore {
         T: Send + 'static,
         F: FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
     {
-        let _permit = self
-            .inner
-            .reader_permits
-            .acquire()
-            .await
-            .map_err(|_| StoreError::Closed)?;
-        let conn = self
-            .inner
-            .readers
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .pop()
-            .ok_or(StoreError::Closed)?;
+        let _permit = self.reader_permit().await?;
+        let conn = self.take_reader()?;
         let (conn, result) = tokio::task::spawn_blocking(move || {
-            let result = run_cached(&conn, "BEGIN")
-                .map_err(sql_error)
-                .and_then(|()| {
-                    let result = work(&conn);
-                    let _ = run_cached(&conn, "COMMIT");
-                    result
-                });
+            let result = in_read_transaction(&conn, work);
             (conn, result)
         })
         .await
         .map_err(|e| StoreError::Backend(format!("a read task failed: {e}")))?;
-        self.inner
-            .readers
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(conn);
+        self.give_back_reader(conn);
         result
     }
 
@@ -245,32 +224,38 @@ impl SqliteStore {
     where
         F: FnOnce(&Connection) -> StoreResult<T>,
     {
-        let _permit = self
-            .inner
+        let _permit = self.reader_permit().await?;
+        let conn = self.take_reader()?;
+        let result = in_read_transaction(&conn, work);
+        self.give_back_reader(conn);
+        result
+    }
+
+    /// Waits for one of the read connections to be free.
+    async fn reader_permit(&self) -> StoreResult<tokio::sync::SemaphorePermit<'_>> {
+        self.inner
             .reader_permits
             .acquire()
             .await
-            .map_err(|_| StoreError::Closed)?;
-        let conn = self
-            .inner
+            .map_err(|_| StoreError::Closed)
+    }
+
+    /// Takes a read connection out of the pool (hold a [`reader_permit`](Self::reader_permit)).
+    fn take_reader(&self) -> StoreResult<Connection> {
+        self.inner
             .readers
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .pop()
-            .ok_or(StoreError::Closed)?;
-        let result = run_cached(&conn, "BEGIN")
-            .map_err(sql_error)
-            .and_then(|()| {
-                let result = work(&conn);
-                let _ = run_cached(&conn, "COMMIT");
-                result
-            });
+            .ok_or(StoreError::Closed)
+    }
+
+    fn give_back_reader(&self, conn: Connection) {
         self.inner
             .readers
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .push(conn);
-        result
     }
 
     /// The store's clock (the workflow tables use it too).
@@ -295,6 +280,18 @@ impl SqliteStore {
             .map_err(|_| StoreError::Closed)?;
         answer.await.map_err(|_| StoreError::Closed)?
     }
+}
+
+/// Runs `work` inside one read transaction: every query it makes sees the same
+/// snapshot.
+fn in_read_transaction<T>(
+    conn: &Connection,
+    work: impl FnOnce(&Connection) -> StoreResult<T>,
+) -> StoreResult<T> {
+    run_cached(conn, "BEGIN").map_err(sql_error)?;
+    let result = work(conn);
+    let _ = run_cached(conn, "COMMIT");
+    result
 }
 
 #[async_trait]
