@@ -44,7 +44,7 @@ CREATE POLICY webhooks_of_user ON webhooks
 const COLUMNS: &str = "id, user_id, url, event_types, description, secret, created_at, \
      disabled_at, disabled_reason, consecutive_failures, last_attempt_at, last_success_at, last_error";
 
-pub(crate) fn event_types(value: serde_json::Value) -> StoreResult<Vec<String>> {
+fn event_types(value: serde_json::Value) -> StoreResult<Vec<String>> {
     serde_json::from_value(value)
         .map_err(|e| StoreError::Corrupt(format!("webhook event types: {e}")))
 }

@@ -103,11 +103,14 @@ pub struct PgWrite<'a> {
     /// Set when the command id was recorded by a concurrent transaction that
     /// committed first: retrying replays its outcome.
     command_id_race: bool,
-    /// What [`PgWrite::prefetch`] read; each part is taken by the pipeline's
-    /// first question for it.
-    prefetched_outcome: Option<Option<OutcomeRow>>,
-    prefetched_webhooks: Option<Vec<(Uuid, Vec<String>)>>,
+    /// What [`PgWrite::prefetch`] read, with the command id and the user it was
+    /// read for; each answers the pipeline's first question about them.
+    prefetched_outcome: Option<(Uuid, Option<OutcomeRow>)>,
+    prefetched_webhooks: Option<(Uuid, Vec<LiveWebhook>)>,
 }
+
+/// A live webhook subscription: its id and the event types it wants.
+type LiveWebhook = (Uuid, Vec<String>);
 
 /// A recorded outcome as stored: the aggregate, the version reached, and the
 /// positions of its events.
@@ -117,6 +120,19 @@ struct OutcomeRow {
     version: u64,
     first_position: Option<i64>,
     event_count: i64,
+}
+
+impl OutcomeRow {
+    /// Reads `aggregate_id, version, first_position, event_count` from `row`,
+    /// starting at column `first`.
+    fn from_columns(row: &postgres::Row, first: usize) -> StoreResult<OutcomeRow> {
+        Ok(OutcomeRow {
+            aggregate_id: row.try_get(first).map_err(corrupt)?,
+            version: row.try_get::<_, i64>(first + 1).map_err(corrupt)? as u64,
+            first_position: row.try_get(first + 2).map_err(corrupt)?,
+            event_count: i64::from(row.try_get::<_, i32>(first + 3).map_err(corrupt)?),
+        })
+    }
 }
 
 /// The stream a command locks first: the aggregate it targets (a logged event's
@@ -162,9 +178,16 @@ impl<'a> PgWrite<'a> {
     /// the lock order is unchanged.
     fn prefetch(&mut self, request: &CommandRequest) -> StoreResult<()> {
         let stream = target_stream(request);
+        let user = request.scope.user_id.0;
         let row = self.conn.query_one(
-            "SELECT (SELECT version FROM streams WHERE aggregate_id = $3 FOR UPDATE),                     pg_current_xact_id()::text::bigint,                     o.aggregate_id, o.version, o.first_position, o.event_count,                     (SELECT array_agg(id) FROM webhooks WHERE user_id = $2 AND disabled_at IS NULL),                     (SELECT array_agg(event_types) FROM webhooks WHERE user_id = $2 AND disabled_at IS NULL)              FROM (SELECT 1) AS one              LEFT JOIN command_outcomes o ON o.command_id = $1 AND o.user_id = $2",
-            &[&request.command_id, &request.scope.user_id.0, &stream],
+            "SELECT (SELECT version FROM streams WHERE aggregate_id = $3 FOR UPDATE), \
+                    pg_current_xact_id()::text::bigint, \
+                    (SELECT json_agg(json_build_array(id, event_types)) FROM webhooks \
+                     WHERE user_id = $2 AND disabled_at IS NULL), \
+                    o.aggregate_id, o.version, o.first_position, o.event_count \
+             FROM (SELECT 1) AS one \
+             LEFT JOIN command_outcomes o ON o.command_id = $1 AND o.user_id = $2",
+            &[&request.command_id, &user, &stream],
         )?;
         let version = row
             .try_get::<_, Option<i64>>(0)
@@ -172,35 +195,20 @@ impl<'a> PgWrite<'a> {
             .unwrap_or(0) as u64;
         self.locked.insert(stream, version);
         self.xid = Some(row.try_get::<_, i64>(1).map_err(corrupt)?);
-        let outcome = match row.try_get::<_, Option<Uuid>>(2).map_err(corrupt)? {
-            None => None,
-            Some(aggregate_id) => Some(OutcomeRow {
-                aggregate_id,
-                version: row.try_get::<_, i64>(3).map_err(corrupt)? as u64,
-                first_position: row.try_get(4).map_err(corrupt)?,
-                event_count: i64::from(row.try_get::<_, i32>(5).map_err(corrupt)?),
-            }),
+        let webhooks = match row
+            .try_get::<_, Option<serde_json::Value>>(2)
+            .map_err(corrupt)?
+        {
+            None => Vec::new(),
+            Some(json) => serde_json::from_value(json)
+                .map_err(|e| StoreError::Corrupt(format!("webhook subscriptions: {e}")))?,
         };
-        self.prefetched_outcome = Some(outcome);
-        let ids: Vec<Uuid> = row
-            .try_get::<_, Option<_>>(6)
-            .map_err(corrupt)?
-            .unwrap_or_default();
-        let types: Vec<serde_json::Value> = row
-            .try_get::<_, Option<_>>(7)
-            .map_err(corrupt)?
-            .unwrap_or_default();
-        if ids.len() != types.len() {
-            return Err(StoreError::Corrupt(
-                "webhook ids and event types differ in number".into(),
-            ));
-        }
-        self.prefetched_webhooks = Some(
-            ids.into_iter()
-                .zip(types)
-                .map(|(id, types)| Ok((id, crate::webhooks::event_types(types)?)))
-                .collect::<StoreResult<_>>()?,
-        );
+        self.prefetched_webhooks = Some((user, webhooks));
+        let outcome = match row.try_get::<_, Option<Uuid>>(3).map_err(corrupt)? {
+            None => None,
+            Some(_) => Some(OutcomeRow::from_columns(&row, 3)?),
+        };
+        self.prefetched_outcome = Some((request.command_id, outcome));
         Ok(())
     }
 
@@ -245,8 +253,9 @@ impl WriteTransaction for PgWrite<'_> {
         scope: &Scope,
         command_id: Uuid,
     ) -> StoreResult<Option<CommandOutcome>> {
-        let record = match self.prefetched_outcome.take() {
-            Some(record) => record,
+        let prefetched = self.prefetched_outcome.take();
+        let record = match prefetched.filter(|(id, _)| *id == command_id) {
+            Some((_, record)) => record,
             None => self
                 .conn
                 .query_opt(
@@ -254,14 +263,7 @@ impl WriteTransaction for PgWrite<'_> {
                      WHERE command_id = $1 AND user_id = $2",
                     &[&command_id, &scope.user_id.0],
                 )?
-                .map(|row| -> StoreResult<OutcomeRow> {
-                    Ok(OutcomeRow {
-                        aggregate_id: row.try_get(0).map_err(corrupt)?,
-                        version: row.try_get::<_, i64>(1).map_err(corrupt)? as u64,
-                        first_position: row.try_get(2).map_err(corrupt)?,
-                        event_count: i64::from(row.try_get::<_, i32>(3).map_err(corrupt)?),
-                    })
-                })
+                .map(|row| OutcomeRow::from_columns(&row, 0))
                 .transpose()?,
         };
         let Some(OutcomeRow {
@@ -510,7 +512,8 @@ impl WriteTransaction for PgWrite<'_> {
     }
 
     fn live_webhooks(&mut self, scope: &Scope) -> StoreResult<Vec<(Uuid, Vec<String>)>> {
-        if let Some(webhooks) = self.prefetched_webhooks.take() {
+        let prefetched = self.prefetched_webhooks.take();
+        if let Some((_, webhooks)) = prefetched.filter(|(user, _)| *user == scope.user_id.0) {
             return Ok(webhooks);
         }
         crate::webhooks::live_webhooks(self.conn, &scope.user_id)
