@@ -203,6 +203,9 @@ pub enum EventPayload {
 }
 
 /// Every event type with its current schema version: the catalogue, in one place.
+///
+/// A type's place in this list is also its stored code ([`type_code`]): **append
+/// new types at the end; never reorder or remove one.**
 pub const CATALOGUE: &[(&str, u32)] = &[
     ("entity.created", 1),
     ("entity.title_changed", 1),
@@ -226,6 +229,19 @@ pub const CATALOGUE: &[(&str, u32)] = &[
     ("user.event_logged", 1),
 ];
 
+/// The small number the PostgreSQL log stores instead of a type's name: its place
+/// in [`CATALOGUE`], from 1. `None` for a name that is not catalogued.
+pub fn type_code(event_type: &str) -> Option<i16> {
+    let index = CATALOGUE.iter().position(|(name, _)| *name == event_type)?;
+    i16::try_from(index + 1).ok()
+}
+
+/// The catalogued type a stored code stands for.
+pub fn type_name(code: i16) -> Option<&'static str> {
+    let index = usize::try_from(code).ok()?.checked_sub(1)?;
+    CATALOGUE.get(index).map(|(name, _)| *name)
+}
+
 /// A stored payload could not be read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("cannot decode event {event_type} v{schema_version}: {reason}")]
@@ -233,15 +249,6 @@ pub struct DecodeError {
     pub event_type: String,
     pub schema_version: u32,
     pub reason: String,
-}
-
-fn to_value<T: Serialize>(value: &T) -> Value {
-    // Serializing these plain structs cannot fail (no maps with non-string keys).
-    serde_json::to_value(value).unwrap_or(Value::Null)
-}
-
-fn empty() -> Value {
-    Value::Object(Map::new())
 }
 
 impl EventPayload {
@@ -290,30 +297,72 @@ impl EventPayload {
             .map_or(1, |(_, v)| *v)
     }
 
-    /// The delta, as stored in the log's `data` column.
+    /// The type's code in the PostgreSQL log (see [`type_code`]).
+    pub fn type_code(&self) -> i16 {
+        type_code(self.event_type()).unwrap_or(0)
+    }
+
+    /// The delta as JSON: the API's form, the SQLite log's `data` column and the
+    /// golden files.
     pub fn data(&self) -> Value {
+        self.encode(&JsonEncoder)
+    }
+
+    /// The delta in the compact binary encoding ([`crate::binary`]): the PostgreSQL
+    /// log's `data` column.
+    pub fn binary_data(&self) -> Result<Vec<u8>, crate::binary::BinaryError> {
+        self.encode(&BinaryEncoder)
+    }
+
+    /// Encodes the delta (the struct inside the variant; `{}` for payloads with none).
+    fn encode<E: PayloadEncoder>(&self, encoder: &E) -> E::Output {
         match self {
             EventPayload::Entity(event) => match event {
-                EntityEvent::Created(e) => to_value(e),
-                EntityEvent::TitleChanged(e) => to_value(e),
-                EntityEvent::ContentChanged(e) => to_value(e),
-                EntityEvent::TypeChanged(e) => to_value(e),
-                EntityEvent::TagsAdded(e) | EntityEvent::TagsRemoved(e) => to_value(e),
-                EntityEvent::MetadataChanged(e) => to_value(e),
-                EntityEvent::AttachmentAdded(e) => to_value(e),
-                EntityEvent::AttachmentRemoved(e) => to_value(e),
-                EntityEvent::Deleted | EntityEvent::Restored => empty(),
-                EntityEvent::TaskStatusChanged(e) => to_value(e),
-                EntityEvent::TaskPriorityChanged(e) => to_value(e),
-                EntityEvent::TaskDueChanged(e) => to_value(e),
+                EntityEvent::Created(e) => encoder.encode(e),
+                EntityEvent::TitleChanged(e) => encoder.encode(e),
+                EntityEvent::ContentChanged(e) => encoder.encode(e),
+                EntityEvent::TypeChanged(e) => encoder.encode(e),
+                EntityEvent::TagsAdded(e) | EntityEvent::TagsRemoved(e) => encoder.encode(e),
+                EntityEvent::MetadataChanged(e) => encoder.encode(e),
+                EntityEvent::AttachmentAdded(e) => encoder.encode(e),
+                EntityEvent::AttachmentRemoved(e) => encoder.encode(e),
+                EntityEvent::Deleted | EntityEvent::Restored => encoder.encode(&Map::new()),
+                EntityEvent::TaskStatusChanged(e) => encoder.encode(e),
+                EntityEvent::TaskPriorityChanged(e) => encoder.encode(e),
+                EntityEvent::TaskDueChanged(e) => encoder.encode(e),
             },
-            EventPayload::Relation(RelationEvent::Created(e)) => to_value(e),
-            EventPayload::Relation(RelationEvent::Deleted) => empty(),
-            EventPayload::User(UserEvent::Created(e)) => to_value(e),
-            EventPayload::User(UserEvent::TokenCreated(e)) => to_value(e),
-            EventPayload::User(UserEvent::TokenRevoked(e)) => to_value(e),
-            EventPayload::User(UserEvent::EventLogged(e)) => to_value(e),
+            EventPayload::Relation(RelationEvent::Created(e)) => encoder.encode(e),
+            EventPayload::Relation(RelationEvent::Deleted) => encoder.encode(&Map::new()),
+            EventPayload::User(UserEvent::Created(e)) => encoder.encode(e),
+            EventPayload::User(UserEvent::TokenCreated(e)) => encoder.encode(e),
+            EventPayload::User(UserEvent::TokenRevoked(e)) => encoder.encode(e),
+            EventPayload::User(UserEvent::EventLogged(e)) => encoder.encode(e),
         }
+    }
+}
+
+/// One way of writing a payload's delta: JSON or the binary encoding.
+trait PayloadEncoder {
+    type Output;
+    fn encode<T: Serialize>(&self, value: &T) -> Self::Output;
+}
+
+struct JsonEncoder;
+
+impl PayloadEncoder for JsonEncoder {
+    type Output = Value;
+    fn encode<T: Serialize>(&self, value: &T) -> Value {
+        // Serializing these plain structs cannot fail (no maps with non-string keys).
+        serde_json::to_value(value).unwrap_or(Value::Null)
+    }
+}
+
+struct BinaryEncoder;
+
+impl PayloadEncoder for BinaryEncoder {
+    type Output = Result<Vec<u8>, crate::binary::BinaryError>;
+    fn encode<T: Serialize>(&self, value: &T) -> Self::Output {
+        crate::binary::to_binary(value)
     }
 }
 
@@ -332,6 +381,17 @@ impl PayloadSource for Value {
 impl PayloadSource for &str {
     fn parse<T: serde::de::DeserializeOwned>(self) -> Result<T, String> {
         serde_json::from_str(self).map_err(|e| e.to_string())
+    }
+}
+
+/// A payload in the binary encoding ([`crate::binary`]), as the PostgreSQL log
+/// stores it.
+#[derive(Debug, Clone, Copy)]
+pub struct Binary<'a>(pub &'a [u8]);
+
+impl PayloadSource for Binary<'_> {
+    fn parse<T: serde::de::DeserializeOwned>(self) -> Result<T, String> {
+        crate::binary::from_binary(self.0).map_err(|e| e.to_string())
     }
 }
 

@@ -130,23 +130,36 @@ impl TryFrom<&[u8]> for ContentHash {
 
 impl Serialize for ContentHash {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(&self.to_hex())
+        // Hex in JSON; the raw 32 bytes in the binary log encoding (`binary`).
+        if serializer.is_human_readable() {
+            serializer.serialize_str(&self.to_hex())
+        } else {
+            serializer.serialize_bytes(&self.0)
+        }
     }
 }
 impl<'de> Deserialize<'de> for ContentHash {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        /// Parses the hex text where the deserializer holds it (no `String`).
-        struct HexVisitor;
-        impl serde::de::Visitor<'_> for HexVisitor {
+        /// Parses the hex text or takes the raw bytes where the deserializer holds
+        /// them (no `String`).
+        struct HashVisitor;
+        impl serde::de::Visitor<'_> for HashVisitor {
             type Value = ContentHash;
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a SHA-256 as 64 hex digits")
+                f.write_str("a SHA-256 as 64 hex digits or 32 bytes")
             }
             fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<ContentHash, E> {
                 text.parse().map_err(E::custom)
             }
+            fn visit_bytes<E: serde::de::Error>(self, bytes: &[u8]) -> Result<ContentHash, E> {
+                ContentHash::try_from(bytes).map_err(E::custom)
+            }
         }
-        deserializer.deserialize_str(HexVisitor)
+        if deserializer.is_human_readable() {
+            deserializer.deserialize_str(HashVisitor)
+        } else {
+            deserializer.deserialize_bytes(HashVisitor)
+        }
     }
 }
 

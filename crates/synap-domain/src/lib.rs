@@ -5,6 +5,7 @@
 //! time are passed in by the caller, so every function here is deterministic and can
 //! be tested with given/when/then.
 
+pub mod binary;
 pub mod command;
 pub mod entity;
 pub mod error;

@@ -1,19 +1,23 @@
 //! Golden files pin the stored `data` of every event type at every schema version:
-//! `tests/data/events/<type>/v<N>.json`, written by hand. A change to a payload's
-//! shape fails here until a new schema version, an upcaster in `event::decode` and a
-//! new golden file are added deliberately.
+//! `tests/data/events/<type>/v<N>.json`, written by hand, and next to it `v<N>.hex`,
+//! the same payload in the binary encoding the PostgreSQL log stores (hex of its
+//! bytes). A change to a payload's shape — in the binary encoding, also a change
+//! of its fields' order — fails here until a new schema version, an upcaster in
+//! `event::decode` and new golden files are added deliberately.
 
 use serde_json::{Map, Value, json};
 use std::collections::BTreeSet;
 use std::fs;
 use std::path::{Path, PathBuf};
+use synap_domain::binary::{from_binary, to_binary};
 use synap_domain::event::{
-    AttachmentAdded, AttachmentRemoved, CATALOGUE, ContentChanged, EntityCreated, EventLogged,
-    FieldChange, MetadataChanged, RelationCreated, TagsChanged, TokenCreated, TokenRevoked,
-    UserCreated, decode,
+    AttachmentAdded, AttachmentRemoved, Binary, CATALOGUE, ContentChanged, EntityCreated,
+    EventLogged, FieldChange, MetadataChanged, RelationCreated, TagsChanged, TokenCreated,
+    TokenRevoked, UserCreated, decode, type_code, type_name,
 };
 use synap_domain::{
-    AggregateType, EntityEvent, EntityType, EventPayload, RelationEvent, TaskStatus, UserEvent,
+    AggregateType, EntityEvent, EntityType, EventMetadata, EventPayload, RelationEvent, Source,
+    TaskStatus, UserEvent,
 };
 
 fn golden_dir() -> PathBuf {
@@ -24,6 +28,17 @@ fn golden_path(event_type: &str, version: u32) -> PathBuf {
     golden_dir()
         .join(event_type)
         .join(format!("v{version}.json"))
+}
+
+fn binary_golden_path(event_type: &str, version: u32) -> PathBuf {
+    golden_dir()
+        .join(event_type)
+        .join(format!("v{version}.hex"))
+}
+
+fn read_binary_golden(path: &Path) -> Result<Vec<u8>, String> {
+    let text = fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    hex::decode(text.trim()).map_err(|e| format!("{}: not hex: {e}", path.display()))
 }
 
 fn read_golden(path: &Path) -> (String, Value) {
@@ -101,6 +116,120 @@ fn every_catalogued_event_type_decodes_and_re_encodes_its_golden_file_exactly() 
 }
 
 #[test]
+fn every_catalogued_event_type_has_pinned_binary_bytes_that_decode_to_its_golden_payload() {
+    let mut failures = Vec::new();
+    for &(event_type, version) in CATALOGUE {
+        let (_, stored) = read_golden(&golden_path(event_type, version));
+        let Ok(payload) = decode(event_type, version, stored) else {
+            continue; // reported by the JSON golden test
+        };
+        let bytes = payload.binary_data().unwrap();
+        let path = binary_golden_path(event_type, version);
+        let pinned = match read_binary_golden(&path) {
+            Ok(pinned) => pinned,
+            Err(error) => {
+                failures.push(format!(
+                    "{error} (this build writes {})",
+                    hex::encode(&bytes)
+                ));
+                continue;
+            }
+        };
+        if pinned != bytes {
+            failures.push(format!(
+                "{}: this build writes {} instead",
+                path.display(),
+                hex::encode(&bytes)
+            ));
+        }
+        match decode(event_type, version, Binary(&pinned)) {
+            Ok(decoded) if decoded == payload => {}
+            Ok(decoded) => failures.push(format!("{}: decodes as {decoded:?}", path.display())),
+            Err(error) => failures.push(format!("{}: {error}", path.display())),
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "binary golden files:\n{}",
+        failures.join("\n")
+    );
+}
+
+#[test]
+fn type_codes_are_pinned_and_map_back_to_their_names() {
+    let codes: Vec<(&str, Option<i16>)> = CATALOGUE
+        .iter()
+        .map(|(name, _)| (*name, type_code(name)))
+        .collect();
+    let pinned = [
+        "entity.created",
+        "entity.title_changed",
+        "entity.content_changed",
+        "entity.type_changed",
+        "entity.tags_added",
+        "entity.tags_removed",
+        "entity.metadata_changed",
+        "entity.attachment_added",
+        "entity.attachment_removed",
+        "entity.deleted",
+        "entity.restored",
+        "task.status_changed",
+        "task.priority_changed",
+        "task.due_changed",
+        "relation.created",
+        "relation.deleted",
+        "user.created",
+        "user.token_created",
+        "user.token_revoked",
+        "user.event_logged",
+    ];
+    let expected: Vec<(&str, Option<i16>)> = pinned
+        .iter()
+        .zip(1..)
+        .map(|(name, code)| (*name, Some(code)))
+        .collect();
+    assert_eq!(codes, expected, "a stored type code moved");
+    for (name, code) in expected {
+        assert_eq!(type_name(code.unwrap()), Some(name));
+    }
+    assert_eq!(type_name(0), None);
+    assert_eq!(type_name(pinned.len() as i16 + 1), None);
+    assert_eq!(type_name(-1), None);
+    assert_eq!(type_code("entity.renamed"), None);
+}
+
+#[test]
+fn envelope_metadata_round_trips_in_binary_and_the_usual_one_is_a_few_bytes() {
+    let usual = EventMetadata::default();
+    let bytes = to_binary(&usual).unwrap();
+    // {0: "api"}: a map of one, the field's index, the source's name.
+    assert_eq!(bytes, [0x81, 0x00, 0xa3, b'a', b'p', b'i']);
+    assert_eq!(from_binary::<EventMetadata>(&bytes).unwrap(), usual);
+    let full = EventMetadata {
+        source: Source::Automation,
+        actor: Some("token:1".into()),
+        correlation_id: Some(uuid::Uuid::from_u128(1)),
+        causation_id: Some(uuid::Uuid::from_u128(2)),
+        request_id: Some("req-1".into()),
+        workflow_run_id: Some(uuid::Uuid::from_u128(3)),
+        model: Some("mock".into()),
+    };
+    assert_eq!(
+        from_binary::<EventMetadata>(&to_binary(&full).unwrap()).unwrap(),
+        full
+    );
+    // A request id alone keeps its own index (5), past the skipped ones.
+    let sparse = EventMetadata {
+        request_id: Some("r".into()),
+        ..EventMetadata::default()
+    };
+    let bytes = to_binary(&sparse).unwrap();
+    assert_eq!(&bytes[..2], &[0x82, 0x00]);
+    assert_eq!(&bytes[6..], &[0x04, 0xa1, b'r']);
+    assert_eq!(from_binary::<EventMetadata>(&bytes).unwrap(), sparse);
+}
+
+#[test]
 fn every_golden_file_belongs_to_a_catalogued_type_and_version() {
     let mut failures = Vec::new();
     let mut seen = 0;
@@ -124,21 +253,28 @@ fn every_golden_file_belongs_to_a_catalogued_type_and_version() {
         for file in fs::read_dir(&dir).unwrap() {
             let path = file.unwrap().path();
             let name = path.file_name().unwrap().to_string_lossy().into_owned();
-            let version = name
-                .strip_prefix('v')
-                .and_then(|n| n.strip_suffix(".json"))
-                .and_then(|n| n.parse::<u32>().ok());
+            let stem = name.strip_prefix('v');
+            let json = stem.and_then(|n| n.strip_suffix(".json"));
+            let binary = stem.and_then(|n| n.strip_suffix(".hex"));
+            let version = json.or(binary).and_then(|n| n.parse::<u32>().ok());
             match version {
                 Some(version) if (1..=current).contains(&version) => {
                     seen += 1;
                     // Older versions must stay readable (upcast) for as long as they are stored.
-                    let (_, stored) = read_golden(&path);
-                    if let Err(error) = decode(&event_type, version, stored) {
+                    let decoded = if json.is_some() {
+                        let (_, stored) = read_golden(&path);
+                        decode(&event_type, version, stored).map_err(|e| e.to_string())
+                    } else {
+                        read_binary_golden(&path).and_then(|bytes| {
+                            decode(&event_type, version, Binary(&bytes)).map_err(|e| e.to_string())
+                        })
+                    };
+                    if let Err(error) = decoded {
                         failures.push(format!("{}: {error}", path.display()));
                     }
                 }
                 _ => failures.push(format!(
-                    "{}: {event_type} has versions 1..={current}; golden files are named v<N>.json",
+                    "{}: {event_type} has versions 1..={current}; golden files are named v<N>.json and v<N>.hex",
                     path.display()
                 )),
             }
@@ -149,7 +285,7 @@ fn every_golden_file_belongs_to_a_catalogued_type_and_version() {
         "golden files:\n{}",
         failures.join("\n")
     );
-    assert!(seen >= CATALOGUE.len());
+    assert!(seen >= 2 * CATALOGUE.len());
 }
 
 /// One payload of every variant. The exhaustive match in `event_type_of` fails to
@@ -288,6 +424,14 @@ fn the_catalogue_lists_every_event_type_once_and_each_round_trips() {
             payload.event_type(),
             payload.schema_version(),
             payload.data(),
+        )
+        .unwrap();
+        assert_eq!(decoded, payload);
+        let bytes = payload.binary_data().unwrap();
+        let decoded = decode(
+            payload.event_type(),
+            payload.schema_version(),
+            Binary(&bytes),
         )
         .unwrap();
         assert_eq!(decoded, payload);
