@@ -21,7 +21,10 @@ use serde_json::json;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
-use synap_domain::event::{EventLogged, EventMetadata, EventPayload, UserEvent};
+use synap_domain::event::{
+    ContentChanged, EntityEvent, EventLogged, EventMetadata, EventPayload, UserEvent,
+};
+use synap_domain::ids::ContentHash;
 use synap_domain::ids::UserId;
 use synap_store::pipeline::NewEvent;
 use synap_store::{Accounts, CommandRequest, EventFilter, EventStore, Scope, Target};
@@ -229,10 +232,9 @@ fn plain_client(
         .expect("prepare");
     let event_sql = client
         .prepare(
-            "INSERT INTO events (position, recorded_at, id, aggregate_id, user_id, version, schema_version, \
-             aggregate_type, type, data, metadata) \
-             VALUES ((pg_current_xact_id()::text::bigint << 20) + $1, $2, $3, $4, $5, $6, 1, 'user', \
-             'user.event_logged', $7, $8)",
+            "INSERT INTO events (position, recorded_at, id, aggregate_id, user_id, version, type_code, \
+             schema_version, data, metadata) \
+             VALUES ((pg_current_xact_id()::text::bigint << 20) + $1, $2, $3, $4, $5, $6, $7, 1, $8, $9)",
         )
         .expect("prepare");
     let outcome_sql = client
@@ -242,7 +244,10 @@ fn plain_client(
         )
         .expect("prepare");
     let stream = Uuid::now_v7();
-    let metadata = serde_json::to_string(&EventMetadata::default()).expect("metadata");
+    // The same row the store writes: a type code, the payload in the binary
+    // encoding, and no bytes for the usual metadata.
+    let type_code = logged(0).type_code();
+    let metadata: Vec<u8> = Vec::new();
     let mut version = 0i64;
     let mut samples = Vec::new();
     while started.elapsed() < window {
@@ -252,8 +257,9 @@ fn plain_client(
             .expect("stream");
         for index in 0..per_tx as i64 {
             let id = Uuid::now_v7();
-            let data =
-                serde_json::to_string(&logged((version + index) as u64).data()).expect("data");
+            let data = logged((version + index) as u64)
+                .binary_data()
+                .expect("data");
             tx.execute(
                 &event_sql,
                 &[
@@ -262,7 +268,8 @@ fn plain_client(
                     &id,
                     &stream,
                     &user,
-                    &(version + index + 1),
+                    &((version + index + 1) as i32),
+                    &type_code,
                     &data,
                     &metadata,
                 ],
@@ -368,28 +375,62 @@ async fn append_section(cluster: &TestCluster, scale: &Scale) {
 // sections (fast to make; the same row shape the store writes).
 // ---------------------------------------------------------------------------------
 
+/// A note edit's `data` exactly as the store writes it (a 1 KiB note's old and
+/// new content hashes), cut around the two hashes so SQL can put distinct ones in.
+fn note_edit_data() -> (i16, [Vec<u8>; 3]) {
+    let (old, new) = ([0x11; 32], [0x22; 32]);
+    let payload = EventPayload::Entity(EntityEvent::ContentChanged(ContentChanged {
+        old_hash: Some(ContentHash(old)),
+        new_hash: Some(ContentHash(new)),
+        size: 1024,
+        media_type: None,
+    }));
+    let data = payload.binary_data().expect("encode");
+    let at = |hash: &[u8; 32]| {
+        data.windows(32)
+            .position(|w| w == hash)
+            .expect("the hash is in the data")
+    };
+    let (a, b) = (at(&old), at(&new));
+    let parts = [
+        data[..a].to_vec(),
+        data[a + 32..b].to_vec(),
+        data[b + 32..].to_vec(),
+    ];
+    (payload.type_code(), parts)
+}
+
 /// Appends `count` `entity.content_changed` events for `user` (streams of 10
-/// edits each), in chunks of one transaction each.
+/// edits each) with the usual metadata (stored as no bytes), in chunks of one
+/// transaction each.
 fn fill(client: &mut Client, user: Uuid, count: u64) {
+    let (type_code, [before, between, after]) = note_edit_data();
     let mut done = 0;
     while done < count {
         let chunk = FILL_CHUNK.min(count - done);
         client
             .execute(
-                "INSERT INTO events (position, recorded_at, id, aggregate_id, user_id, version, schema_version, \
-                 aggregate_type, type, data, metadata) \
+                "INSERT INTO events (position, recorded_at, id, aggregate_id, user_id, version, type_code, \
+                 schema_version, data, metadata) \
                  SELECT (pg_current_xact_id()::text::bigint << 20) + g, \
                         (extract(epoch FROM now()) * 1000000)::bigint, \
                         gen_random_uuid(), \
                         md5(($2::bigint + g / 10)::text)::uuid, \
                         $1, \
-                        (g % 10) + 1, 1, 'entity', 'entity.content_changed', \
-                        jsonb_build_object('old_hash', md5(g::text) || md5((g + 1)::text), \
-                                           'new_hash', md5((g + 2)::text) || md5((g + 3)::text), \
-                                           'size', 1024, 'media_type', 'text/markdown')::text, \
-                        '{\"source\":\"api\"}' \
+                        (g % 10) + 1, $4, 1, \
+                        $5::bytea || sha256(int8send($2::bigint + g)) || $6::bytea \
+                            || sha256(int8send(-1 - $2::bigint - g)) || $7::bytea, \
+                        ''::bytea \
                  FROM generate_series(0, $3::bigint - 1) AS g",
-                &[&user, &(done as i64), &(chunk as i64)],
+                &[
+                    &user,
+                    &(done as i64),
+                    &(chunk as i64),
+                    &type_code,
+                    &before,
+                    &between,
+                    &after,
+                ],
             )
             .expect("fill the log");
         done += chunk;
@@ -422,7 +463,7 @@ fn catchup_baseline(url: &str, owner: UserId, scale: &Scale) -> f64 {
     let mut read = 0u64;
     let statement = client
         .prepare(
-            "SELECT position, id, aggregate_id, version, type, schema_version, user_id, data, metadata, recorded_at \
+            "SELECT position, id, aggregate_id, version, type_code, schema_version, user_id, data, metadata, recorded_at \
              FROM events WHERE user_id = $1 AND position > $2 ORDER BY position LIMIT 500",
         )
         .expect("prepare");

@@ -40,7 +40,7 @@
 //! concurrent commands of one user introducing two spellings of a new tag may
 //! have been stored in the other order, and verify then reports the tag row.
 
-use crate::codec::{EVENT_COLUMNS, corrupt, event_from_row, sql_error};
+use crate::codec::{EVENT_COLUMNS, corrupt, event_from_row, sql_error, stored_type};
 use crate::pool::Conn;
 use crate::project::{project_entity, project_relation, register_tag};
 use crate::schema::{PROJECTION_SCHEMA, PROJECTION_TABLES, USER_TABLES};
@@ -48,7 +48,9 @@ use crate::store::PostgresStore;
 use std::time::Instant;
 use synap_domain::AggregateType;
 use synap_domain::entity::EntityState;
-use synap_domain::event::StoredEvent;
+use synap_domain::event::{
+    Binary, EntityCreated, EntityEvent, EventPayload, StoredEvent, TagsChanged, decode, type_code,
+};
 use synap_domain::ids::UserId;
 use synap_domain::relation::RelationState;
 use synap_store::fold::{fold_entity, fold_relation};
@@ -144,24 +146,40 @@ fn replay(mut sides: Sides<'_>, progress: &dyn Fn(u64, u64)) -> StoreResult<(u64
 
     // First spellings of tags, in log order: tag rows are never deleted, so the
     // spelling a user first used stays canonical, exactly as on the write path.
+    let naming_tags: Vec<i16> = ["entity.created", "entity.tags_added"]
+        .into_iter()
+        .filter_map(type_code)
+        .collect();
     let mut after = i64::MIN;
     loop {
         let rows = sides.log().query(
-            "SELECT position, user_id, data::jsonb -> 'tags' FROM events \
-             WHERE position > $1 AND type IN ('entity.created', 'entity.tags_added') \
+            "SELECT position, user_id, type_code, schema_version, data FROM events \
+             WHERE position > $1 AND type_code = ANY($3) \
              ORDER BY position LIMIT $2",
-            &[&after, &REPLAY_PAGE_EVENTS],
+            &[&after, &REPLAY_PAGE_EVENTS, &naming_tags],
         )?;
         let Some(last) = rows.last() else { break };
         after = last.try_get(0).map_err(corrupt)?;
+        let mut named = Vec::new();
+        for row in &rows {
+            let user = UserId(row.try_get(1).map_err(corrupt)?);
+            let event_type = stored_type(row.try_get(2).map_err(corrupt)?)?;
+            let schema_version = row.try_get::<_, i16>(3).map_err(corrupt)? as u32;
+            let data: &[u8] = row.try_get(4).map_err(corrupt)?;
+            let payload = decode(event_type, schema_version, Binary(data))
+                .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            if let EventPayload::Entity(
+                EntityEvent::Created(EntityCreated { tags, .. })
+                | EntityEvent::TagsAdded(TagsChanged { tags }),
+            ) = payload
+            {
+                named.push((user, tags));
+            }
+        }
         sides.project(|conn| {
-            for row in &rows {
-                let user = UserId(row.try_get(1).map_err(corrupt)?);
-                let tags: Option<serde_json::Value> = row.try_get(2).map_err(corrupt)?;
-                if let Some(tags) = tags.as_ref().and_then(|t| t.as_array()) {
-                    for tag in tags.iter().filter_map(|t| t.as_str()) {
-                        register_tag(conn, &user, tag)?;
-                    }
+            for (user, tags) in &named {
+                for tag in tags {
+                    register_tag(conn, user, tag)?;
                 }
             }
             Ok(())
@@ -198,7 +216,7 @@ fn replay(mut sides: Sides<'_>, progress: &dyn Fn(u64, u64)) -> StoreResult<(u64
             .log()
             .query(
                 &format!(
-                    "SELECT {EVENT_COLUMNS} FROM events WHERE (aggregate_id, version) > ($1, $2) \
+                    "SELECT {EVENT_COLUMNS} FROM events WHERE (aggregate_id, version) > ($1, $2::bigint) \
                      ORDER BY aggregate_id, version LIMIT $3"
                 ),
                 &[&after_id, &after_version, &REPLAY_PAGE_EVENTS],

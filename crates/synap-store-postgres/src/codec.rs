@@ -1,15 +1,22 @@
 //! How values are stored: ids as `uuid`, hashes as `bytea`, times as microseconds
-//! since the Unix epoch (`bigint`, the same numbers as on SQLite), event JSON as
-//! text (other JSON as `jsonb`);
-//! positions as the writing transaction's id and the event's index in it; and how
-//! PostgreSQL errors become `StoreError`s.
+//! since the Unix epoch (`bigint`, the same numbers as on SQLite), other JSON as
+//! `jsonb`; positions as the writing transaction's id and the event's index in it;
+//! and how PostgreSQL errors become `StoreError`s.
+//!
+//! An event row is kept small, because the log is most of the database: its type
+//! is a code (`smallint`, [`synap_domain::event::type_code`]), its version an
+//! `integer`, and its `data` and `metadata` are `bytea` in the domain's binary
+//! encoding ([`synap_domain::binary`]: content hashes and UUIDs raw, struct
+//! fields keyed by index). The usual metadata (`{"source": "api"}` and nothing
+//! else) is stored as no bytes at all.
 
 use jiff::Timestamp;
 use postgres::Row;
 use postgres::error::SqlState;
-use synap_domain::event::{EventMetadata, StoredEvent, decode};
+use synap_domain::binary::{from_binary, to_binary};
+use synap_domain::event::{Binary, EventMetadata, EventPayload, StoredEvent, decode, type_name};
 use synap_domain::ids::{ContentHash, EventId, UserId};
-use synap_store::StoreError;
+use synap_store::{StoreError, StoreResult};
 
 /// Bits of a position that number the events of one transaction: a position is
 /// `xid8 << POSITION_INDEX_BITS | index`. Positions stay below 2^53 (exact in
@@ -69,26 +76,69 @@ pub fn corrupt(e: postgres::Error) -> StoreError {
     StoreError::Corrupt(e.to_string())
 }
 
+/// Highest version a stream can reach: the log stores versions as `integer`.
+pub const STREAM_VERSION_MAX: u64 = i32::MAX as u64;
+
+/// An event's version as the log stores it.
+pub fn stored_version(version: u64) -> StoreResult<i32> {
+    i32::try_from(version).map_err(|_| {
+        StoreError::InvalidInput(format!(
+            "a stream holds at most {STREAM_VERSION_MAX} events; this one is full"
+        ))
+    })
+}
+
+/// An event's delta as the log's `data` column stores it.
+pub fn encode_data(payload: &EventPayload) -> StoreResult<Vec<u8>> {
+    payload
+        .binary_data()
+        .map_err(|e| StoreError::Backend(format!("encoding {}: {e}", payload.event_type())))
+}
+
+/// An envelope's metadata as the log's `metadata` column stores it: no bytes for
+/// the usual `{"source": "api"}`, else the binary encoding.
+pub fn encode_metadata(metadata: &EventMetadata) -> StoreResult<Vec<u8>> {
+    if *metadata == EventMetadata::default() {
+        return Ok(Vec::new());
+    }
+    to_binary(metadata).map_err(|e| StoreError::Backend(format!("encoding metadata: {e}")))
+}
+
+pub fn decode_metadata(bytes: &[u8]) -> StoreResult<EventMetadata> {
+    if bytes.is_empty() {
+        return Ok(EventMetadata::default());
+    }
+    from_binary(bytes).map_err(|e| StoreError::Corrupt(format!("event metadata: {e}")))
+}
+
+/// The catalogued type a stored code stands for.
+pub fn stored_type(code: i16) -> StoreResult<&'static str> {
+    type_name(code).ok_or_else(|| {
+        StoreError::Corrupt(format!(
+            "event type code {code} is not in this binary's catalogue"
+        ))
+    })
+}
+
 /// The columns `event_from_row` expects, in order.
-pub const EVENT_COLUMNS: &str = "position, id, aggregate_id, version, type, schema_version, user_id, data, metadata, recorded_at";
+pub const EVENT_COLUMNS: &str = "position, id, aggregate_id, version, type_code, schema_version, user_id, data, metadata, recorded_at";
 
 /// Reads one event row (selected with `EVENT_COLUMNS`), upcasting its payload.
 pub fn event_from_row(row: &Row) -> Result<StoredEvent, StoreError> {
-    let event_type: &str = row.try_get(4).map_err(corrupt)?;
+    let event_type = stored_type(row.try_get(4).map_err(corrupt)?)?;
     let schema_version = row.try_get::<_, i16>(5).map_err(corrupt)? as u32;
-    let data: &str = row.try_get(7).map_err(corrupt)?;
-    let metadata: &str = row.try_get(8).map_err(corrupt)?;
+    let data: &[u8] = row.try_get(7).map_err(corrupt)?;
+    let metadata: &[u8] = row.try_get(8).map_err(corrupt)?;
     Ok(StoredEvent {
         position: row.try_get::<_, i64>(0).map_err(corrupt)? as u64,
         id: EventId(row.try_get(1).map_err(corrupt)?),
         aggregate_id: row.try_get(2).map_err(corrupt)?,
-        version: row.try_get::<_, i64>(3).map_err(corrupt)? as u64,
-        payload: decode(event_type, schema_version, data)
+        version: row.try_get::<_, i32>(3).map_err(corrupt)? as u64,
+        payload: decode(event_type, schema_version, Binary(data))
             .map_err(|e| StoreError::Corrupt(e.to_string()))?,
         schema_version,
         user_id: UserId(row.try_get(6).map_err(corrupt)?),
-        metadata: serde_json::from_str::<EventMetadata>(metadata)
-            .map_err(|e| StoreError::Corrupt(e.to_string()))?,
+        metadata: decode_metadata(metadata)?,
         recorded_at: timestamp(row.try_get(9).map_err(corrupt)?)?,
     })
 }

@@ -20,7 +20,7 @@ use postgres::fallible_iterator::FallibleIterator;
 use postgres::types::ToSql;
 use std::time::{Duration, Instant};
 use synap_domain::StoredEvent;
-use synap_domain::event::CATALOGUE;
+use synap_domain::event::type_code;
 use synap_domain::ids::UserId;
 use synap_store::{EventFilter, PageRequest, StoreError, StoreResult};
 use tokio::sync::watch;
@@ -86,15 +86,17 @@ pub fn read_events(
     let mut params: Vec<Box<dyn ToSql + Sync>> = vec![Box::new(user.0), Box::new(after)];
     let mut conditions = vec!["user_id = $1".to_string(), "position > $2".into()];
     if !filter.types.is_empty() {
+        let mut codes = Vec::with_capacity(filter.types.len());
         for event_type in &filter.types {
-            if !CATALOGUE.iter().any(|(name, _)| name == event_type) {
-                return Err(StoreError::InvalidInput(format!(
+            let code = type_code(event_type).ok_or_else(|| {
+                StoreError::InvalidInput(format!(
                     "unknown event type {event_type:?}; types look like entity.created"
-                )));
-            }
+                ))
+            })?;
+            codes.push(code);
         }
-        params.push(Box::new(filter.types.clone()));
-        conditions.push(format!("type = ANY(${})", params.len()));
+        params.push(Box::new(codes));
+        conditions.push(format!("type_code = ANY(${}::smallint[])", params.len()));
     }
     if let Some(aggregate) = filter.aggregate_id {
         params.push(Box::new(aggregate));

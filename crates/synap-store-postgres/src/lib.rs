@@ -25,13 +25,15 @@
 //! [`project`] (projection updates), [`feed`] (the global feed), [`read`]
 //! (queries), [`admin`] (rebuild, verify, stats), [`accounts`] (users, API
 //! tokens, sessions), [`transfer`] (copying a whole embedded instance in, for
-//! `synap admin migrate`), [`vectors`] (search vectors), [`webhooks`] (webhook subscriptions).
+//! `synap admin migrate`), [`vectors`] (search vectors), [`webhooks`] (webhook subscriptions),
+//! [`log_format`] (migration 8's conversion of the log to its compact form).
 
 mod accounts;
 mod admin;
 mod attachments;
 mod codec;
 mod feed;
+mod log_format;
 mod pool;
 mod project;
 mod read;
@@ -55,4 +57,12 @@ pub mod raw {
     pub use crate::pool::{APP_ROLE, Conn};
     pub use crate::workflow::WORKFLOW_TABLES;
     pub use crate::write::{append_batch, append_event};
+
+    /// Brings the database at `url` up to migration `last` (from 1) only, as an
+    /// older build left it: for tests of a later migration's conversion. Uses the
+    /// synchronous client, so call it off the async runtime.
+    pub fn migrate_up_to(url: &str, last: usize) -> synap_store::StoreResult<()> {
+        let mut conn = Conn::connect(url, false)?;
+        crate::schema::migrate_up_to(&mut conn, last)
+    }
 }

@@ -432,7 +432,7 @@ pub fn state_at_version(
         .query(
             &format!(
                 "SELECT {EVENT_COLUMNS} FROM events WHERE aggregate_id = $1 AND user_id = $2 \
-                 AND version > $3 AND version <= $4 ORDER BY version"
+                 AND version > $3::bigint AND version <= $4::bigint ORDER BY version"
             ),
             &[&id.0, &user.0, &(from as i64), &(version as i64)],
         )?

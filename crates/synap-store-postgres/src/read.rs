@@ -63,7 +63,7 @@ pub fn entity_at(
         AsOf::Version(version) => version,
         AsOf::Time(at) => conn
             .query_one(
-                "SELECT coalesce(max(version), 0) FROM events \
+                "SELECT coalesce(max(version), 0)::bigint FROM events \
                  WHERE aggregate_id = $1 AND user_id = $2 AND recorded_at <= $3",
                 &[&id.0, &user.0, &micros(at)],
             )?
@@ -112,7 +112,7 @@ pub fn history(
     let mut items = conn
         .query(
             &format!(
-                "SELECT {EVENT_COLUMNS} FROM events WHERE aggregate_id = $1 AND user_id = $2 AND version > $3 \
+                "SELECT {EVENT_COLUMNS} FROM events WHERE aggregate_id = $1 AND user_id = $2 AND version > $3::bigint \
                  ORDER BY version LIMIT $4"
             ),
             &[

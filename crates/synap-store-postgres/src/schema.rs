@@ -140,10 +140,18 @@ CREATE INDEX search_words ON {schema}.search USING gin (words);
 CREATE INDEX search_trigrams ON {schema}.search USING gin ((title || ' ' || body) gin_trgm_ops);
 "#;
 
+/// One step of the schema: SQL, or code where rows must be converted by the
+/// domain (which SQL cannot do).
+enum Migration {
+    Sql(&'static str),
+    Code(fn(&mut Conn) -> StoreResult<()>),
+}
+
 /// Each migration, in order. Never edit a released one; append a new one.
-const MIGRATIONS: &[&str] = &[
+const MIGRATIONS: &[Migration] = &[
     // 1: the log, streams, content, accounts, idempotency, snapshots.
-    r#"
+    Migration::Sql(
+        r#"
 CREATE EXTENSION IF NOT EXISTS pg_trgm;
 
 CREATE TABLE streams (
@@ -243,13 +251,15 @@ CREATE TABLE sessions (
 );
 CREATE INDEX sessions_by_user ON sessions (user_id);
 "#,
-    // 3: durable workflows (runs, memoised steps, cron schedules), with forced
+    ),
+    // 2: durable workflows (runs, memoised steps, cron schedules), with forced
     // row-level security like the other user-owned tables.
-    crate::workflow::SCHEMA,
-    // 4: object storage. A content row records where an object-stored body or
+    Migration::Sql(crate::workflow::SCHEMA),
+    // 3: object storage. A content row records where an object-stored body or
     // attachment lives (provider, key); the `entity_attachments` projection
     // (`attachments::ATTACHMENTS_SCHEMA` for `public`), under row-level security.
-    r#"
+    Migration::Sql(
+        r#"
 ALTER TABLE contents ADD COLUMN object_provider text;
 ALTER TABLE contents ADD COLUMN object_key text;
 CREATE TABLE IF NOT EXISTS public.entity_attachments (
@@ -269,15 +279,45 @@ CREATE POLICY entity_attachments_of_user ON entity_attachments
   USING (user_id = coalesce((SELECT nullif(current_setting('synap.user_id', true), '')::uuid), user_id))
   WITH CHECK (user_id = coalesce((SELECT nullif(current_setting('synap.user_id', true), '')::uuid), user_id));
 "#,
-    // 5: search vectors (derived; see `vectors`), under row-level security.
-    crate::vectors::SCHEMA,
-    // 6: webhook subscriptions (see `webhooks`), under row-level security.
-    crate::webhooks::SCHEMA,
-    // 7: suggestions (see `suggestions`), under row-level security.
-    crate::suggestions::SCHEMA,
-    // 8: finished runs by age, for the retention purge.
-    crate::workflow::RETENTION_INDEX,
+    ),
+    // 4: search vectors (derived; see `vectors`), under row-level security.
+    Migration::Sql(crate::vectors::SCHEMA),
+    // 5: webhook subscriptions (see `webhooks`), under row-level security.
+    Migration::Sql(crate::webhooks::SCHEMA),
+    // 6: suggestions (see `suggestions`), under row-level security.
+    Migration::Sql(crate::suggestions::SCHEMA),
+    // 7: finished runs by age, for the retention purge.
+    Migration::Sql(crate::workflow::RETENTION_INDEX),
+    // 8: the log in its compact form (`COMPACT_EVENTS`; see `codec`), every
+    // stored event converted (`log_format`).
+    Migration::Code(crate::log_format::compact_the_log),
 ];
+
+/// The log as migration 8 creates it. Columns are ordered widest first so rows
+/// carry no alignment padding; see `codec` for how each value is stored.
+pub const COMPACT_EVENTS: &str = r#"
+CREATE TABLE events (
+    position       bigint NOT NULL,
+    recorded_at    bigint NOT NULL,
+    id             uuid NOT NULL,
+    aggregate_id   uuid NOT NULL,
+    user_id        uuid NOT NULL,
+    version        integer NOT NULL,
+    type_code      smallint NOT NULL,
+    schema_version smallint NOT NULL,
+    data           bytea NOT NULL,
+    metadata       bytea NOT NULL
+) PARTITION BY RANGE (recorded_at);
+-- Positions only grow, overall and per user, so these two indexes only ever
+-- append: their pages are filled completely instead of to the default 90 %.
+CREATE INDEX events_by_position ON events (position) WITH (fillfactor = 100);
+CREATE INDEX events_by_aggregate ON events (aggregate_id, version);
+CREATE INDEX events_by_user ON events (user_id, position) WITH (fillfactor = 100);
+CREATE TRIGGER events_are_never_changed BEFORE UPDATE OR DELETE ON events
+    FOR EACH ROW EXECUTE FUNCTION synap_refuse_change();
+CREATE TRIGGER events_are_never_truncated BEFORE TRUNCATE ON events
+    FOR EACH STATEMENT EXECUTE FUNCTION synap_refuse_change();
+"#;
 
 /// The version of snapshot states; bump it when `EntityState` changes shape so
 /// stale snapshots are ignored (they are only a cache).
@@ -286,6 +326,13 @@ pub const SNAPSHOT_SCHEMA_VERSION: i32 = 1;
 /// Brings a database up to the newest schema, sets up row-level security and the
 /// application role, and reports whether the store can work as [`APP_ROLE`].
 pub fn migrate(conn: &mut Conn) -> StoreResult<bool> {
+    migrate_up_to(conn, MIGRATIONS.len())?;
+    ensure_app_role(conn)
+}
+
+/// Applies the migrations up to number `last` (from 1) that a database lacks.
+/// (All of them at open; tests stop earlier to hold a database in an old form.)
+pub(crate) fn migrate_up_to(conn: &mut Conn, last: usize) -> StoreResult<()> {
     conn.client
         .batch_execute(
             "CREATE TABLE IF NOT EXISTS schema_migrations (version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())",
@@ -304,7 +351,7 @@ pub fn migrate(conn: &mut Conn) -> StoreResult<bool> {
                 sql_error(e)
             }
         })?;
-    for (index, sql) in MIGRATIONS.iter().enumerate() {
+    for (index, migration) in MIGRATIONS.iter().enumerate().take(last) {
         let version = index as i32 + 1;
         conn.transaction(None, |conn| {
             conn.query_one("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])?;
@@ -315,7 +362,10 @@ pub fn migrate(conn: &mut Conn) -> StoreResult<bool> {
                 )?
                 .is_some();
             if !done {
-                conn.client.batch_execute(sql).map_err(sql_error)?;
+                match migration {
+                    Migration::Sql(sql) => conn.client.batch_execute(sql).map_err(sql_error)?,
+                    Migration::Code(convert) => convert(conn)?,
+                }
                 if version == 1 {
                     conn.client
                         .batch_execute(&PROJECTION_SCHEMA.replace("{schema}", "public"))
@@ -330,7 +380,7 @@ pub fn migrate(conn: &mut Conn) -> StoreResult<bool> {
             Ok(())
         })?;
     }
-    ensure_app_role(conn)
+    Ok(())
 }
 
 /// Enables and forces row-level security on every user-owned table. The user id
@@ -342,13 +392,7 @@ pub fn migrate(conn: &mut Conn) -> StoreResult<bool> {
 fn enable_row_level_security(conn: &mut Conn) -> StoreResult<()> {
     let mut sql = String::new();
     for table in USER_TABLES {
-        sql.push_str(&format!(
-            "ALTER TABLE {table} ENABLE ROW LEVEL SECURITY;\n\
-             ALTER TABLE {table} FORCE ROW LEVEL SECURITY;\n\
-             CREATE POLICY {table}_of_user ON {table} \
-               USING (user_id = coalesce((SELECT nullif(current_setting('synap.user_id', true), '')::uuid), user_id)) \
-               WITH CHECK (user_id = coalesce((SELECT nullif(current_setting('synap.user_id', true), '')::uuid), user_id));\n"
-        ));
+        sql.push_str(&row_level_security(table));
     }
     // The users table is keyed by the user's own id.
     sql.push_str(
@@ -359,6 +403,17 @@ fn enable_row_level_security(conn: &mut Conn) -> StoreResult<()> {
            WITH CHECK (id = coalesce((SELECT nullif(current_setting('synap.user_id', true), '')::uuid), id));\n",
     );
     conn.client.batch_execute(&sql).map_err(sql_error)
+}
+
+/// The SQL that enables and forces row-level security on a user-owned `table`.
+pub(crate) fn row_level_security(table: &str) -> String {
+    format!(
+        "ALTER TABLE {table} ENABLE ROW LEVEL SECURITY;\n\
+         ALTER TABLE {table} FORCE ROW LEVEL SECURITY;\n\
+         CREATE POLICY {table}_of_user ON {table} \
+           USING (user_id = coalesce((SELECT nullif(current_setting('synap.user_id', true), '')::uuid), user_id)) \
+           WITH CHECK (user_id = coalesce((SELECT nullif(current_setting('synap.user_id', true), '')::uuid), user_id));\n"
+    )
 }
 
 /// Creates [`APP_ROLE`] (no login, no superuser, no BYPASSRLS) when the

@@ -27,9 +27,11 @@
 use crate::codec::{EVENTS_PER_TRANSACTION_MAX, POSITION_INDEX_BITS, corrupt, micros};
 use crate::pool::Conn;
 use crate::store::PostgresStore;
+use crate::write::{EVENT_INSERT_COLUMNS, EventColumns, PendingEvent};
 use async_trait::async_trait;
 use std::sync::Arc;
 use synap_domain::StoredEvent;
+use synap_store::pipeline::NewEvent;
 use synap_store::transfer::{AccountsRecord, ContentRecord, Import, Inventory, OutcomeRecord};
 use synap_store::{Maintenance, Progress, RebuildReport, StoreError, StoreResult};
 use uuid::Uuid;
@@ -39,11 +41,6 @@ const FAULTS_SHOWN_MAX: i64 = 5;
 
 fn json(value: &impl serde::Serialize) -> StoreResult<serde_json::Value> {
     serde_json::to_value(value).map_err(|e| StoreError::Backend(e.to_string()))
-}
-
-/// Event JSON as the log stores it (text).
-fn json_text(value: &impl serde::Serialize) -> StoreResult<String> {
-    serde_json::to_string(value).map_err(|e| StoreError::Backend(e.to_string()))
 }
 
 fn refuse_unless_empty(conn: &mut Conn) -> StoreResult<()> {
@@ -158,53 +155,38 @@ fn insert_events(conn: &mut Conn, batch: &[StoredEvent]) -> StoreResult<()> {
             EVENTS_PER_TRANSACTION_MAX - 1
         )));
     }
-    let mut recorded = Vec::with_capacity(batch.len());
-    let mut ids = Vec::with_capacity(batch.len());
-    let mut aggregates = Vec::with_capacity(batch.len());
-    let mut users = Vec::with_capacity(batch.len());
-    let mut versions = Vec::with_capacity(batch.len());
-    let mut schema_versions = Vec::with_capacity(batch.len());
-    let mut aggregate_types = Vec::with_capacity(batch.len());
-    let mut types = Vec::with_capacity(batch.len());
-    let mut data = Vec::with_capacity(batch.len());
-    let mut metadata = Vec::with_capacity(batch.len());
-    for event in batch {
-        recorded.push(micros(event.recorded_at));
-        ids.push(event.id.0);
-        aggregates.push(event.aggregate_id);
-        users.push(event.user_id.0);
-        versions.push(event.version as i64);
-        schema_versions.push(event.payload.schema_version() as i16);
-        aggregate_types.push(event.payload.aggregate_type().as_str());
-        types.push(event.payload.event_type());
-        data.push(json_text(&event.payload.data())?);
-        metadata.push(json_text(&event.metadata)?);
-    }
+    // Numbered here by their index in the page; the statement adds the
+    // transaction's id, as a command's append does.
+    let pending = batch
+        .iter()
+        .enumerate()
+        .map(|(index, event)| {
+            let new = NewEvent {
+                id: event.id.0,
+                aggregate_id: event.aggregate_id,
+                version: event.version,
+                payload: &event.payload,
+                user_id: event.user_id,
+                metadata: &event.metadata,
+                recorded_at: event.recorded_at,
+            };
+            PendingEvent::new(&new, index as i64)
+        })
+        .collect::<StoreResult<Vec<_>>>()?;
+    let columns = EventColumns::new(&pending);
     conn.execute(
         &format!(
-            "INSERT INTO events (position, recorded_at, id, aggregate_id, user_id, version, \
-                 schema_version, aggregate_type, type, data, metadata) \
-             SELECT (pg_current_xact_id()::text::bigint << {POSITION_INDEX_BITS}) + e.n - 1, \
-                    e.recorded_at, e.id, e.aggregate_id, e.user_id, e.version, e.schema_version, \
-                    e.aggregate_type, e.type, e.data, e.metadata \
-             FROM unnest($1::bigint[], $2::uuid[], $3::uuid[], $4::uuid[], $5::bigint[], \
-                         $6::smallint[], $7::text[], $8::text[], $9::text[], $10::text[]) \
-                  WITH ORDINALITY AS e(recorded_at, id, aggregate_id, user_id, version, \
-                                       schema_version, aggregate_type, type, data, metadata, n)"
+            "INSERT INTO events ({EVENT_INSERT_COLUMNS}) \
+             SELECT (pg_current_xact_id()::text::bigint << {POSITION_INDEX_BITS}) + e.position, \
+                    e.recorded_at, e.id, e.aggregate_id, e.user_id, e.version, e.type_code, \
+                    e.schema_version, e.data, e.metadata \
+             FROM {}",
+            EventColumns::unnest(1)
         ),
-        &[
-            &recorded,
-            &ids,
-            &aggregates,
-            &users,
-            &versions,
-            &schema_versions,
-            &aggregate_types,
-            &types,
-            &data,
-            &metadata,
-        ],
+        &columns.params(),
     )?;
+    let aggregates: Vec<Uuid> = batch.iter().map(|e| e.aggregate_id).collect();
+    let versions: Vec<i64> = batch.iter().map(|e| e.version as i64).collect();
     conn.execute(
         "INSERT INTO streams (aggregate_id, version) \
          SELECT aggregate_id, max(version) FROM unnest($1::uuid[], $2::bigint[]) AS s(aggregate_id, version) \

@@ -125,7 +125,7 @@ CREATE POLICY workflow_schedules_of_user ON workflow_schedules
   WITH CHECK (user_id = coalesce((SELECT nullif(current_setting('synap.user_id', true), '')::uuid), user_id));
 "#;
 
-/// Migration 8: finished runs by finishing time (the retention purge's order).
+/// Migration 7: finished runs by finishing time (the retention purge's order).
 pub const RETENTION_INDEX: &str = "CREATE INDEX workflow_runs_finished ON workflow_runs (finished_at) \
      WHERE finished_at IS NOT NULL;";
 

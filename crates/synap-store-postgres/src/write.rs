@@ -16,7 +16,8 @@
 //! whole.
 
 use crate::codec::{
-    EVENTS_PER_TRANSACTION_MAX, POSITION_INDEX_BITS, corrupt, micros, unique_violation,
+    EVENTS_PER_TRANSACTION_MAX, POSITION_INDEX_BITS, corrupt, encode_data, encode_metadata, micros,
+    stored_type, stored_version, unique_violation,
 };
 use crate::pool::Conn;
 use crate::project;
@@ -278,7 +279,7 @@ impl WriteTransaction for PgWrite<'_> {
         let mut events = Vec::new();
         if let Some(first) = first.filter(|_| count > 0) {
             for row in self.conn.query(
-                "SELECT position, id, aggregate_id, version, type FROM events \
+                "SELECT position, id, aggregate_id, version, type_code FROM events \
                  WHERE position BETWEEN $1 AND $2 ORDER BY position",
                 &[&first, &(first + count - 1)],
             )? {
@@ -286,8 +287,8 @@ impl WriteTransaction for PgWrite<'_> {
                     position: row.try_get::<_, i64>(0).map_err(corrupt)? as u64,
                     id: row.try_get(1).map_err(corrupt)?,
                     aggregate_id: row.try_get(2).map_err(corrupt)?,
-                    version: row.try_get::<_, i64>(3).map_err(corrupt)? as u64,
-                    event_type: row.try_get(4).map_err(corrupt)?,
+                    version: row.try_get::<_, i32>(3).map_err(corrupt)? as u64,
+                    event_type: stored_type(row.try_get(4).map_err(corrupt)?)?.into(),
                 });
             }
         }
@@ -541,34 +542,32 @@ impl WriteTransaction for PgWrite<'_> {
 /// `version - 1` to `version` and inserts the row, in one statement. `index` is the
 /// event's number within the transaction (the low bits of its position).
 pub fn append_event(conn: &mut Conn, event: &NewEvent<'_>, index: i64) -> StoreResult<u64> {
-    let data = serde_json::to_string(&event.payload.data())
-        .map_err(|e| StoreError::Backend(e.to_string()))?;
-    let metadata =
-        serde_json::to_string(event.metadata).map_err(|e| StoreError::Backend(e.to_string()))?;
+    // The position is numbered in the statement; `index` stands in for it here.
+    let row = PendingEvent::new(event, index)?;
     let sql = format!(
         "WITH moved AS ( \
             INSERT INTO streams (aggregate_id, version) VALUES ($1, $2) \
             ON CONFLICT (aggregate_id) DO UPDATE SET version = excluded.version \
             WHERE streams.version = excluded.version - 1 RETURNING 1) \
-         INSERT INTO events (position, recorded_at, id, aggregate_id, user_id, version, schema_version, \
-             aggregate_type, type, data, metadata) \
-         SELECT (pg_current_xact_id()::text::bigint << {POSITION_INDEX_BITS}) + $3, $4, $5, $1, $6, $2, $7, $8, $9, $10, $11 \
+         INSERT INTO events (position, recorded_at, id, aggregate_id, user_id, version, type_code, \
+             schema_version, data, metadata) \
+         SELECT (pg_current_xact_id()::text::bigint << {POSITION_INDEX_BITS}) + $3, $4, $5, $1, $6, $7, $8, $9, $10, $11 \
          FROM moved RETURNING position"
     );
     let row = conn.query_opt(
         &sql,
         &[
-            &event.aggregate_id,
+            &row.aggregate_id,
             &(event.version as i64),
             &index,
-            &micros(event.recorded_at),
-            &event.id,
-            &event.user_id.0,
-            &(event.payload.schema_version() as i16),
-            &event.payload.aggregate_type().as_str(),
-            &event.payload.event_type(),
-            &data,
-            &metadata,
+            &row.recorded_at,
+            &row.id,
+            &row.user_id,
+            &row.version,
+            &row.type_code,
+            &row.schema_version,
+            &row.data,
+            &row.metadata,
         ],
     )?;
     match row {
@@ -589,7 +588,8 @@ pub fn append_event(conn: &mut Conn, event: &NewEvent<'_>, index: i64) -> StoreR
     }
 }
 
-/// An event numbered and waiting to be written with the rest of its transaction.
+/// An event numbered and waiting to be written with the rest of its transaction:
+/// its row, in the columns' stored forms (see `codec`).
 #[derive(Debug)]
 pub struct PendingEvent {
     position: i64,
@@ -597,12 +597,11 @@ pub struct PendingEvent {
     id: Uuid,
     aggregate_id: Uuid,
     user_id: Uuid,
-    version: i64,
+    version: i32,
+    type_code: i16,
     schema_version: i16,
-    aggregate_type: &'static str,
-    event_type: &'static str,
-    data: String,
-    metadata: String,
+    data: Vec<u8>,
+    metadata: Vec<u8>,
 }
 
 impl PendingEvent {
@@ -613,15 +612,79 @@ impl PendingEvent {
             id: event.id,
             aggregate_id: event.aggregate_id,
             user_id: event.user_id.0,
-            version: event.version as i64,
+            version: stored_version(event.version)?,
+            type_code: event.payload.type_code(),
             schema_version: event.payload.schema_version() as i16,
-            aggregate_type: event.payload.aggregate_type().as_str(),
-            event_type: event.payload.event_type(),
-            data: serde_json::to_string(&event.payload.data())
-                .map_err(|e| StoreError::Backend(e.to_string()))?,
-            metadata: serde_json::to_string(event.metadata)
-                .map_err(|e| StoreError::Backend(e.to_string()))?,
+            data: encode_data(event.payload)?,
+            metadata: encode_metadata(event.metadata)?,
         })
+    }
+}
+
+/// The columns of an event row, in the order [`EventColumns`] binds them.
+pub const EVENT_INSERT_COLUMNS: &str = "position, recorded_at, id, aggregate_id, user_id, version, type_code, schema_version, data, metadata";
+
+/// Pending events as the ten column arrays an `INSERT … SELECT` from
+/// [`EventColumns::unnest`] binds: one statement writes any number of rows.
+#[derive(Debug)]
+pub struct EventColumns<'a> {
+    positions: Vec<i64>,
+    recorded: Vec<i64>,
+    ids: Vec<Uuid>,
+    aggregates: Vec<Uuid>,
+    users: Vec<Uuid>,
+    versions: Vec<i32>,
+    type_codes: Vec<i16>,
+    schema_versions: Vec<i16>,
+    data: Vec<&'a [u8]>,
+    metadata: Vec<&'a [u8]>,
+}
+
+impl<'a> EventColumns<'a> {
+    pub fn new(pending: &'a [PendingEvent]) -> Self {
+        EventColumns {
+            positions: pending.iter().map(|e| e.position).collect(),
+            recorded: pending.iter().map(|e| e.recorded_at).collect(),
+            ids: pending.iter().map(|e| e.id).collect(),
+            aggregates: pending.iter().map(|e| e.aggregate_id).collect(),
+            users: pending.iter().map(|e| e.user_id).collect(),
+            versions: pending.iter().map(|e| e.version).collect(),
+            type_codes: pending.iter().map(|e| e.type_code).collect(),
+            schema_versions: pending.iter().map(|e| e.schema_version).collect(),
+            data: pending.iter().map(|e| e.data.as_slice()).collect(),
+            metadata: pending.iter().map(|e| e.metadata.as_slice()).collect(),
+        }
+    }
+
+    /// `unnest(…)` of the arrays, bound from parameter `$first` on, with the
+    /// columns named as in [`EVENT_INSERT_COLUMNS`].
+    pub fn unnest(first: usize) -> String {
+        let types = [
+            "bigint", "bigint", "uuid", "uuid", "uuid", "integer", "smallint", "smallint", "bytea",
+            "bytea",
+        ];
+        let arrays: Vec<String> = types
+            .iter()
+            .enumerate()
+            .map(|(i, t)| format!("${}::{t}[]", first + i))
+            .collect();
+        format!("unnest({}) AS e({EVENT_INSERT_COLUMNS})", arrays.join(", "))
+    }
+
+    /// The arrays, in the order of [`EVENT_INSERT_COLUMNS`].
+    pub fn params(&self) -> [&(dyn postgres::types::ToSql + Sync); 10] {
+        [
+            &self.positions,
+            &self.recorded,
+            &self.ids,
+            &self.aggregates,
+            &self.users,
+            &self.versions,
+            &self.type_codes,
+            &self.schema_versions,
+            &self.data,
+            &self.metadata,
+        ]
     }
 }
 
@@ -711,24 +774,13 @@ fn flush(
     if let ([event], [stream], Some(record)) = (pending, moved, record) {
         return flush_one(conn, event, *stream, record);
     }
-    let column = |f: fn(&PendingEvent) -> i64| pending.iter().map(f).collect::<Vec<i64>>();
-    let positions = column(|e| e.position);
-    let recorded = column(|e| e.recorded_at);
-    let versions = column(|e| e.version);
-    let ids: Vec<Uuid> = pending.iter().map(|e| e.id).collect();
-    let aggregates: Vec<Uuid> = pending.iter().map(|e| e.aggregate_id).collect();
-    let users: Vec<Uuid> = pending.iter().map(|e| e.user_id).collect();
-    let schema_versions: Vec<i16> = pending.iter().map(|e| e.schema_version).collect();
-    let aggregate_types: Vec<&str> = pending.iter().map(|e| e.aggregate_type).collect();
-    let types: Vec<&str> = pending.iter().map(|e| e.event_type).collect();
-    let data: Vec<&str> = pending.iter().map(|e| e.data.as_str()).collect();
-    let metadata: Vec<&str> = pending.iter().map(|e| e.metadata.as_str()).collect();
+    let columns = EventColumns::new(pending);
     let streams: Vec<Uuid> = moved.iter().map(|m| m.0).collect();
     let found: Vec<i64> = moved.iter().map(|m| m.1 as i64).collect();
     let reached: Vec<i64> = moved.iter().map(|m| m.2 as i64).collect();
     let outcome_sql = if record.is_some() {
         "INSERT INTO command_outcomes (command_id, user_id, aggregate_id, version, first_position, event_count) \
-         VALUES ($15, $16, $17, $18, $19, $20) RETURNING 1"
+         VALUES ($14, $15, $16, $17, $18, $19) RETURNING 1"
     } else {
         "SELECT 1 WHERE false"
     };
@@ -744,14 +796,11 @@ fn flush(
             SELECT aggregate_id, reached FROM want WHERE found = 0 \
             ON CONFLICT (aggregate_id) DO NOTHING RETURNING aggregate_id), \
          events_written AS ( \
-            INSERT INTO events (position, recorded_at, id, aggregate_id, user_id, version, schema_version, \
-                aggregate_type, type, data, metadata) \
-            SELECT * FROM unnest($4::bigint[], $5::bigint[], $6::uuid[], $7::uuid[], $8::uuid[], $9::bigint[], \
-                $10::smallint[], $11::text[], $12::text[], $13::text[], $14::text[]) \
-            RETURNING 1), \
+            INSERT INTO events ({EVENT_INSERT_COLUMNS}) SELECT * FROM {events} RETURNING 1), \
          outcome AS ({outcome_sql}) \
          SELECT (SELECT count(*) FROM updated) + (SELECT count(*) FROM created), \
-                (SELECT count(*) FROM events_written), (SELECT count(*) FROM outcome)"
+                (SELECT count(*) FROM events_written), (SELECT count(*) FROM outcome)",
+        events = EventColumns::unnest(4)
     );
     let (command_id, user_id, aggregate_id, version, first_position, event_count) = match record {
         Some(r) => (
@@ -764,22 +813,8 @@ fn flush(
         ),
         None => (Uuid::nil(), Uuid::nil(), Uuid::nil(), 0, None, 0),
     };
-    let mut params: Vec<&(dyn postgres::types::ToSql + Sync)> = vec![
-        &streams,
-        &found,
-        &reached,
-        &positions,
-        &recorded,
-        &ids,
-        &aggregates,
-        &users,
-        &versions,
-        &schema_versions,
-        &aggregate_types,
-        &types,
-        &data,
-        &metadata,
-    ];
+    let mut params: Vec<&(dyn postgres::types::ToSql + Sync)> = vec![&streams, &found, &reached];
+    params.extend(columns.params());
     let outcome_params: [&(dyn postgres::types::ToSql + Sync); 6] = [
         &command_id,
         &user_id,
@@ -813,12 +848,12 @@ fn flush_one(
             INSERT INTO streams (aggregate_id, version) SELECT $1, $3 WHERE $2::bigint = 0 \
             ON CONFLICT (aggregate_id) DO NOTHING RETURNING 1), \
          events_written AS ( \
-            INSERT INTO events (position, recorded_at, id, aggregate_id, user_id, version, schema_version, \
-                aggregate_type, type, data, metadata) \
-            VALUES ($4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) RETURNING 1), \
+            INSERT INTO events (position, recorded_at, id, aggregate_id, user_id, version, type_code, \
+                schema_version, data, metadata) \
+            VALUES ($4, $5, $6, $7, $8, $9, $10, $11, $12, $13) RETURNING 1), \
          outcome AS ( \
             INSERT INTO command_outcomes (command_id, user_id, aggregate_id, version, first_position, event_count) \
-            VALUES ($15, $16, $17, $18, $19, $20) RETURNING 1) \
+            VALUES ($14, $15, $16, $17, $18, $19) RETURNING 1) \
          SELECT (SELECT count(*) FROM updated) + (SELECT count(*) FROM created), \
                 (SELECT count(*) FROM events_written), (SELECT count(*) FROM outcome)",
         &[
@@ -831,11 +866,10 @@ fn flush_one(
             &event.aggregate_id,
             &event.user_id,
             &event.version,
+            &event.type_code,
             &event.schema_version,
-            &event.aggregate_type,
-            &event.event_type,
-            &event.data.as_str(),
-            &event.metadata.as_str(),
+            &event.data,
+            &event.metadata,
             &record.command_id,
             &record.user_id,
             &record.aggregate_id,

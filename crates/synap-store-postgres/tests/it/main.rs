@@ -4,6 +4,7 @@
 mod attachments;
 mod conformance;
 mod feed;
+mod log_format;
 mod migrate;
 mod partitions;
 mod pgvector;
