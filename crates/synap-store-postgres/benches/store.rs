@@ -11,6 +11,8 @@
 //! - `SYNAP_BENCH_SCALE`: `full` (default: the sizes, 10M and 20M events
 //!   in the scale section) or `quick` (small sizes, a smoke run).
 //! - `SYNAP_BENCH_ONLY`: comma-separated sections: `append`, `catchup`, `scale`.
+//! - `SYNAP_BENCH_CLIENTS`: comma-separated client counts for the append section
+//!   (default `1,8,16`), for quicker A/B runs of one row.
 //!
 //! The cluster is a throwaway one started by the harness with durable settings
 //! (`fsync=on`, `synchronous_commit=on`); both the store and the plain-SQL
@@ -68,6 +70,21 @@ impl Scale {
                 scale_samples: 10_000,
             },
         }
+    }
+}
+
+/// The append section's client counts: `SYNAP_BENCH_CLIENTS`, or 1, 8 and 16.
+fn client_counts() -> Vec<usize> {
+    let counts: Vec<usize> = std::env::var("SYNAP_BENCH_CLIENTS")
+        .unwrap_or_default()
+        .split(',')
+        .filter_map(|n| n.trim().parse().ok())
+        .filter(|n| *n > 0)
+        .collect();
+    if counts.is_empty() {
+        vec![1, 8, 16]
+    } else {
+        counts
     }
 }
 
@@ -320,7 +337,7 @@ async fn append_section(cluster: &TestCluster, scale: &Scale) {
     );
     println!("|---|---|---|---|---|---|---|");
     for per_tx in [1u64, 100] {
-        for clients in [1usize, 8, 16] {
+        for clients in client_counts() {
             let url = cluster.fresh_database();
             let store = PostgresStore::open(PostgresConfig::new(url.clone()))
                 .await
