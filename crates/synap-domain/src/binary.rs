@@ -291,49 +291,29 @@ impl Collection<'_> {
     }
 }
 
-impl ser::SerializeSeq for Collection<'_> {
-    type Ok = ();
-    type Error = BinaryError;
-    fn serialize_element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), BinaryError> {
-        self.item(value, true)
-    }
-    fn end(self) -> Result<(), BinaryError> {
-        self.finish()
-    }
+/// Sequences, tuples and tuple structs and variants are all arrays: every item
+/// counts once.
+macro_rules! array_items {
+    ($($trait:ident :: $method:ident),*) => {$(
+        impl ser::$trait for Collection<'_> {
+            type Ok = ();
+            type Error = BinaryError;
+            fn $method<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), BinaryError> {
+                self.item(value, true)
+            }
+            fn end(self) -> Result<(), BinaryError> {
+                self.finish()
+            }
+        }
+    )*};
 }
 
-impl ser::SerializeTuple for Collection<'_> {
-    type Ok = ();
-    type Error = BinaryError;
-    fn serialize_element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), BinaryError> {
-        self.item(value, true)
-    }
-    fn end(self) -> Result<(), BinaryError> {
-        self.finish()
-    }
-}
-
-impl ser::SerializeTupleStruct for Collection<'_> {
-    type Ok = ();
-    type Error = BinaryError;
-    fn serialize_field<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), BinaryError> {
-        self.item(value, true)
-    }
-    fn end(self) -> Result<(), BinaryError> {
-        self.finish()
-    }
-}
-
-impl ser::SerializeTupleVariant for Collection<'_> {
-    type Ok = ();
-    type Error = BinaryError;
-    fn serialize_field<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), BinaryError> {
-        self.item(value, true)
-    }
-    fn end(self) -> Result<(), BinaryError> {
-        self.finish()
-    }
-}
+array_items!(
+    SerializeSeq::serialize_element,
+    SerializeTuple::serialize_element,
+    SerializeTupleStruct::serialize_field,
+    SerializeTupleVariant::serialize_field
+);
 
 impl ser::SerializeMap for Collection<'_> {
     type Ok = ();
@@ -364,43 +344,31 @@ impl Struct<'_> {
     }
 }
 
-impl ser::SerializeStruct for Struct<'_> {
-    type Ok = ();
-    type Error = BinaryError;
-    fn serialize_field<T: Serialize + ?Sized>(
-        &mut self,
-        _key: &'static str,
-        value: &T,
-    ) -> Result<(), BinaryError> {
-        self.field(value)
-    }
-    fn skip_field(&mut self, _key: &'static str) -> Result<(), BinaryError> {
-        self.index += 1;
-        Ok(())
-    }
-    fn end(self) -> Result<(), BinaryError> {
-        Ok(())
-    }
+/// A struct and a struct variant's fields are written alike.
+macro_rules! struct_fields {
+    ($($trait:ident),*) => {$(
+        impl ser::$trait for Struct<'_> {
+            type Ok = ();
+            type Error = BinaryError;
+            fn serialize_field<T: Serialize + ?Sized>(
+                &mut self,
+                _key: &'static str,
+                value: &T,
+            ) -> Result<(), BinaryError> {
+                self.field(value)
+            }
+            fn skip_field(&mut self, _key: &'static str) -> Result<(), BinaryError> {
+                self.index += 1;
+                Ok(())
+            }
+            fn end(self) -> Result<(), BinaryError> {
+                Ok(())
+            }
+        }
+    )*};
 }
 
-impl ser::SerializeStructVariant for Struct<'_> {
-    type Ok = ();
-    type Error = BinaryError;
-    fn serialize_field<T: Serialize + ?Sized>(
-        &mut self,
-        _key: &'static str,
-        value: &T,
-    ) -> Result<(), BinaryError> {
-        self.field(value)
-    }
-    fn skip_field(&mut self, _key: &'static str) -> Result<(), BinaryError> {
-        self.index += 1;
-        Ok(())
-    }
-    fn end(self) -> Result<(), BinaryError> {
-        Ok(())
-    }
-}
+struct_fields!(SerializeStruct, SerializeStructVariant);
 
 #[cfg(test)]
 mod tests {
