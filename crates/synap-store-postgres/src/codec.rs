@@ -142,3 +142,45 @@ pub fn event_from_row(row: &Row) -> Result<StoredEvent, StoreError> {
         recorded_at: timestamp(row.try_get(9).map_err(corrupt)?)?,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use synap_domain::event::Source;
+
+    #[test]
+    fn versions_past_the_integer_column_are_refused_not_wrapped() {
+        assert_eq!(stored_version(1).unwrap(), 1);
+        assert_eq!(stored_version(STREAM_VERSION_MAX).unwrap(), i32::MAX);
+        assert!(matches!(
+            stored_version(STREAM_VERSION_MAX + 1),
+            Err(StoreError::InvalidInput(_))
+        ));
+    }
+
+    #[test]
+    fn the_usual_metadata_is_stored_as_no_bytes_and_reads_back() {
+        let usual = EventMetadata::default();
+        assert!(encode_metadata(&usual).unwrap().is_empty());
+        assert_eq!(decode_metadata(&[]).unwrap(), usual);
+        let other = EventMetadata {
+            source: Source::Cli,
+            actor: Some("user:1".into()),
+            ..EventMetadata::default()
+        };
+        let bytes = encode_metadata(&other).unwrap();
+        assert!(!bytes.is_empty());
+        assert_eq!(decode_metadata(&bytes).unwrap(), other);
+        assert!(matches!(
+            decode_metadata(&[0xc1]),
+            Err(StoreError::Corrupt(_))
+        ));
+    }
+
+    #[test]
+    fn unknown_type_codes_are_corruption() {
+        assert_eq!(stored_type(3).unwrap(), "entity.content_changed");
+        assert!(matches!(stored_type(0), Err(StoreError::Corrupt(_))));
+        assert!(matches!(stored_type(i16::MAX), Err(StoreError::Corrupt(_))));
+    }
+}

@@ -543,31 +543,30 @@ impl WriteTransaction for PgWrite<'_> {
 /// event's number within the transaction (the low bits of its position).
 pub fn append_event(conn: &mut Conn, event: &NewEvent<'_>, index: i64) -> StoreResult<u64> {
     // The position is numbered in the statement; `index` stands in for it here.
-    let row = PendingEvent::new(event, index)?;
+    let pending = PendingEvent::new(event, index)?;
     let sql = format!(
         "WITH moved AS ( \
             INSERT INTO streams (aggregate_id, version) VALUES ($1, $2) \
             ON CONFLICT (aggregate_id) DO UPDATE SET version = excluded.version \
             WHERE streams.version = excluded.version - 1 RETURNING 1) \
-         INSERT INTO events (position, recorded_at, id, aggregate_id, user_id, version, type_code, \
-             schema_version, data, metadata) \
+         INSERT INTO events ({EVENT_INSERT_COLUMNS}) \
          SELECT (pg_current_xact_id()::text::bigint << {POSITION_INDEX_BITS}) + $3, $4, $5, $1, $6, $7, $8, $9, $10, $11 \
          FROM moved RETURNING position"
     );
     let row = conn.query_opt(
         &sql,
         &[
-            &row.aggregate_id,
+            &pending.aggregate_id,
             &(event.version as i64),
             &index,
-            &row.recorded_at,
-            &row.id,
-            &row.user_id,
-            &row.version,
-            &row.type_code,
-            &row.schema_version,
-            &row.data,
-            &row.metadata,
+            &pending.recorded_at,
+            &pending.id,
+            &pending.user_id,
+            &pending.version,
+            &pending.type_code,
+            &pending.schema_version,
+            &pending.data,
+            &pending.metadata,
         ],
     )?;
     match row {
