@@ -1,7 +1,7 @@
 //! Migration 8: a database written by an older build, whose log stores types as
 //! text and payloads as JSON text, is converted to the compact log when a newer
 //! build opens it. Every event reads back exactly as it was written (position,
-//! id, version, payload, metadata, time), the partition keeps its name, the old
+//! id, version, payload, metadata, time), the partitions keep their names, the old
 //! table is gone, and writing continues from the streams' versions.
 
 use jiff::Timestamp;
@@ -135,7 +135,8 @@ fn old_log(user: UserId, note: EntityId, other: EntityId) -> Vec<StoredEvent> {
                 source: Source::Cli,
                 ..EventMetadata::default()
             },
-            "2025-01-31T23:59:59.999999Z",
+            // The next month: a second partition.
+            "2025-02-01T00:00:00Z",
         ),
     ]
 }
@@ -145,13 +146,18 @@ fn old_log(user: UserId, note: EntityId, other: EntityId) -> Vec<StoredEvent> {
 fn write_old_log(url: &str, mut events: Vec<StoredEvent>) -> Vec<StoredEvent> {
     migrate_up_to(url, LAST_JSON_MIGRATION).expect("migrate to the JSON log");
     let mut client = Client::connect(url, NoTls).expect("connect");
-    let january = at("2025-01-01T00:00:00Z").as_microsecond();
-    let february = at("2025-02-01T00:00:00Z").as_microsecond();
+    let month = |text: &str| at(text).as_microsecond();
+    let (january, february, march) = (
+        month("2025-01-01T00:00:00Z"),
+        month("2025-02-01T00:00:00Z"),
+        month("2025-03-01T00:00:00Z"),
+    );
     client
         .batch_execute(&format!(
-            "CREATE TABLE events_2025_01 PARTITION OF events FOR VALUES FROM ({january}) TO ({february})"
+            "CREATE TABLE events_2025_01 PARTITION OF events FOR VALUES FROM ({january}) TO ({february}); \
+             CREATE TABLE events_2025_02 PARTITION OF events FOR VALUES FROM ({february}) TO ({march});"
         ))
-        .expect("partition");
+        .expect("partitions");
     let mut tx = client.transaction().expect("begin");
     for (index, event) in events.iter_mut().enumerate() {
         let row = tx
@@ -251,10 +257,13 @@ async fn an_old_json_log_is_converted_at_open_and_reads_back_exactly() {
             .query_one("SELECT to_regclass('events_json') IS NOT NULL", &[])
             .unwrap()
             .get(0);
-        let in_partition: i64 = client
-            .query_one("SELECT count(*) FROM events_2025_01", &[])
-            .unwrap()
-            .get(0);
+        let row = client
+            .query_one(
+                "SELECT (SELECT count(*) FROM events_2025_01), (SELECT count(*) FROM events_2025_02)",
+                &[],
+            )
+            .unwrap();
+        let in_partition: (i64, i64) = (row.get(0), row.get(1));
         (columns, old_table, in_partition)
     })
     .await
@@ -275,7 +284,8 @@ async fn an_old_json_log_is_converted_at_open_and_reads_back_exactly() {
         ]
     );
     assert!(!old_table, "the JSON log was left behind");
-    assert_eq!(in_partition, written.len() as i64);
+    // Each month's events are in that month's partition, under its old name.
+    assert_eq!(in_partition, (written.len() as i64 - 1, 1));
 
     // Writing continues where the converted stream stood.
     let outcome = store
