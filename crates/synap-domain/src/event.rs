@@ -366,8 +366,9 @@ impl PayloadEncoder for BinaryEncoder {
     }
 }
 
-/// Where a stored payload is read from: parsed JSON, or JSON text (a backend that
-/// stores text hands it over as is, sparing a parse into `Value` first).
+/// Where a stored payload is read from: parsed JSON, JSON text (a backend that
+/// stores text hands it over as is, sparing a parse into `Value` first), or the
+/// binary encoding ([`Binary`]).
 pub trait PayloadSource {
     fn parse<T: serde::de::DeserializeOwned>(self) -> Result<T, String>;
 }
@@ -397,7 +398,8 @@ impl PayloadSource for Binary<'_> {
 
 /// Reads a stored payload of any schema version, upcasting old versions to the
 /// current one. Every version a released binary ever wrote must stay readable here.
-/// (An upcaster, when one exists, parses into `Value` and rewrites it.)
+/// (An upcaster, when one exists, parses the old version's struct — from JSON or
+/// the binary encoding alike, through [`PayloadSource`] — and converts it.)
 pub fn decode(
     event_type: &str,
     schema_version: u32,

@@ -40,7 +40,7 @@
 //! concurrent commands of one user introducing two spellings of a new tag may
 //! have been stored in the other order, and verify then reports the tag row.
 
-use crate::codec::{EVENT_COLUMNS, corrupt, event_from_row, sql_error, stored_type};
+use crate::codec::{EVENT_COLUMNS, corrupt, event_from_row, sql_error};
 use crate::pool::Conn;
 use crate::project::{project_entity, project_relation, register_tag};
 use crate::schema::{PROJECTION_SCHEMA, PROJECTION_TABLES, USER_TABLES};
@@ -49,9 +49,8 @@ use std::time::Instant;
 use synap_domain::AggregateType;
 use synap_domain::entity::EntityState;
 use synap_domain::event::{
-    Binary, EntityCreated, EntityEvent, EventPayload, StoredEvent, TagsChanged, decode, type_code,
+    EntityCreated, EntityEvent, EventPayload, StoredEvent, TagsChanged, type_code,
 };
-use synap_domain::ids::UserId;
 use synap_domain::relation::RelationState;
 use synap_store::fold::{fold_entity, fold_relation};
 use synap_store::progress::{forward, reporter};
@@ -152,28 +151,28 @@ fn replay(mut sides: Sides<'_>, progress: &dyn Fn(u64, u64)) -> StoreResult<(u64
         .collect();
     let mut after = i64::MIN;
     loop {
-        let rows = sides.log().query(
-            "SELECT position, user_id, type_code, schema_version, data FROM events \
-             WHERE position > $1 AND type_code = ANY($3) \
-             ORDER BY position LIMIT $2",
-            &[&after, &REPLAY_PAGE_EVENTS, &naming_tags],
-        )?;
-        let Some(last) = rows.last() else { break };
-        after = last.try_get(0).map_err(corrupt)?;
+        let events = sides
+            .log()
+            .query(
+                &format!(
+                    "SELECT {EVENT_COLUMNS} FROM events WHERE position > $1 AND type_code = ANY($3) \
+                     ORDER BY position LIMIT $2"
+                ),
+                &[&after, &REPLAY_PAGE_EVENTS, &naming_tags],
+            )?
+            .iter()
+            .map(event_from_row)
+            .collect::<StoreResult<Vec<StoredEvent>>>()?;
+        let Some(last) = events.last() else { break };
+        after = last.position as i64;
         let mut named = Vec::new();
-        for row in &rows {
-            let user = UserId(row.try_get(1).map_err(corrupt)?);
-            let event_type = stored_type(row.try_get(2).map_err(corrupt)?)?;
-            let schema_version = row.try_get::<_, i16>(3).map_err(corrupt)? as u32;
-            let data: &[u8] = row.try_get(4).map_err(corrupt)?;
-            let payload = decode(event_type, schema_version, Binary(data))
-                .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        for event in events {
             if let EventPayload::Entity(
                 EntityEvent::Created(EntityCreated { tags, .. })
                 | EntityEvent::TagsAdded(TagsChanged { tags }),
-            ) = payload
+            ) = event.payload
             {
-                named.push((user, tags));
+                named.push((event.user_id, tags));
             }
         }
         sides.project(|conn| {

@@ -18,9 +18,9 @@ use crate::codec::{corrupt, timestamp};
 use crate::pool::Conn;
 use crate::schema::{COMPACT_EVENTS, row_level_security};
 use crate::write::{EVENT_INSERT_COLUMNS, EventColumns, PendingEvent};
+use synap_domain::StoredEvent;
 use synap_domain::event::{EventMetadata, decode};
-use synap_domain::ids::UserId;
-use synap_store::pipeline::NewEvent;
+use synap_domain::ids::{EventId, UserId};
 use synap_store::{StoreError, StoreResult};
 
 /// Events converted per statement.
@@ -92,16 +92,18 @@ fn copy_page(conn: &mut Conn, rows: &[postgres::Row]) -> StoreResult<()> {
             .map_err(|e| {
                 StoreError::Corrupt(format!("metadata of the event at position {position}: {e}"))
             })?;
-        let event = NewEvent {
-            id: row.try_get(2).map_err(corrupt)?,
+        let event = StoredEvent {
+            position: position as u64,
+            id: EventId(row.try_get(2).map_err(corrupt)?),
             aggregate_id: row.try_get(3).map_err(corrupt)?,
             version: row.try_get::<_, i64>(5).map_err(corrupt)? as u64,
-            payload: &payload,
+            schema_version: payload.schema_version(),
+            payload,
             user_id: UserId(row.try_get(4).map_err(corrupt)?),
-            metadata: &metadata,
+            metadata,
             recorded_at: timestamp(row.try_get(1).map_err(corrupt)?)?,
         };
-        pending.push(PendingEvent::new(&event, position)?);
+        pending.push(PendingEvent::from_stored(&event, position)?);
     }
     let columns = EventColumns::new(&pending);
     conn.execute(

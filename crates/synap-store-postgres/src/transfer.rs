@@ -31,7 +31,6 @@ use crate::write::{EVENT_INSERT_COLUMNS, EventColumns, PendingEvent};
 use async_trait::async_trait;
 use std::sync::Arc;
 use synap_domain::StoredEvent;
-use synap_store::pipeline::NewEvent;
 use synap_store::transfer::{AccountsRecord, ContentRecord, Import, Inventory, OutcomeRecord};
 use synap_store::{Maintenance, Progress, RebuildReport, StoreError, StoreResult};
 use uuid::Uuid;
@@ -160,18 +159,7 @@ fn insert_events(conn: &mut Conn, batch: &[StoredEvent]) -> StoreResult<()> {
     let pending = batch
         .iter()
         .enumerate()
-        .map(|(index, event)| {
-            let new = NewEvent {
-                id: event.id.0,
-                aggregate_id: event.aggregate_id,
-                version: event.version,
-                payload: &event.payload,
-                user_id: event.user_id,
-                metadata: &event.metadata,
-                recorded_at: event.recorded_at,
-            };
-            PendingEvent::new(&new, index as i64)
-        })
+        .map(|(index, event)| PendingEvent::from_stored(event, index as i64))
         .collect::<StoreResult<Vec<_>>>()?;
     let columns = EventColumns::new(&pending);
     conn.execute(

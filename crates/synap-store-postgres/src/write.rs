@@ -23,6 +23,7 @@ use crate::pool::Conn;
 use crate::project;
 use jiff::Timestamp;
 use std::collections::HashMap;
+use synap_domain::StoredEvent;
 use synap_domain::entity::{ContentRef, EntityState};
 use synap_domain::ids::{ContentHash, EntityId, RelationId};
 use synap_domain::relation::{RelationKind, RelationState};
@@ -604,6 +605,23 @@ pub struct PendingEvent {
 }
 
 impl PendingEvent {
+    /// An event a stored log already holds (an import, a format conversion), to
+    /// be written at `position`.
+    pub fn from_stored(event: &StoredEvent, position: i64) -> StoreResult<PendingEvent> {
+        PendingEvent::new(
+            &NewEvent {
+                id: event.id.0,
+                aggregate_id: event.aggregate_id,
+                version: event.version,
+                payload: &event.payload,
+                user_id: event.user_id,
+                metadata: &event.metadata,
+                recorded_at: event.recorded_at,
+            },
+            position,
+        )
+    }
+
     pub fn new(event: &NewEvent<'_>, position: i64) -> StoreResult<PendingEvent> {
         Ok(PendingEvent {
             position,
@@ -620,8 +638,16 @@ impl PendingEvent {
     }
 }
 
+/// The columns of an event row, in the order [`EventColumns`] binds them (a
+/// macro, so `concat!` can build statements from it too).
+macro_rules! event_insert_columns {
+    () => {
+        "position, recorded_at, id, aggregate_id, user_id, version, type_code, schema_version, data, metadata"
+    };
+}
+
 /// The columns of an event row, in the order [`EventColumns`] binds them.
-pub const EVENT_INSERT_COLUMNS: &str = "position, recorded_at, id, aggregate_id, user_id, version, type_code, schema_version, data, metadata";
+pub const EVENT_INSERT_COLUMNS: &str = event_insert_columns!();
 
 /// Pending events as the ten column arrays an `INSERT … SELECT` from
 /// [`EventColumns::unnest`] binds: one statement writes any number of rows.
@@ -837,9 +863,9 @@ macro_rules! flush_one_sql {
             $moved,
             "), \
              events_written AS ( \
-                INSERT INTO events (position, recorded_at, id, aggregate_id, user_id, version, \
-                    type_code, schema_version, data, metadata) \
-                VALUES ($4, $5, $6, $7, $8, $9, $10, $11, $12, $13)), \
+                INSERT INTO events (",
+            event_insert_columns!(),
+            ") VALUES ($4, $5, $6, $7, $8, $9, $10, $11, $12, $13)), \
              outcome AS ( \
                 INSERT INTO command_outcomes (command_id, user_id, aggregate_id, version, \
                     first_position, event_count) \
@@ -852,6 +878,8 @@ macro_rules! flush_one_sql {
 const FLUSH_ONE_TO_EXISTING_STREAM: &str = flush_one_sql!(
     "UPDATE streams SET version = $3 WHERE aggregate_id = $1 AND version = $2 RETURNING 1"
 );
+// `$2` is 0 here; the statement still names it, so that both statements take the
+// same parameters (PostgreSQL must be able to type every one).
 const FLUSH_ONE_TO_NEW_STREAM: &str = flush_one_sql!(
     "INSERT INTO streams (aggregate_id, version) SELECT $1, $3 WHERE $2::bigint = 0 \
      ON CONFLICT (aggregate_id) DO NOTHING RETURNING 1"

@@ -11,8 +11,8 @@
 //!   (`BEGIN IMMEDIATE` with a busy timeout) and positions follow commit order.
 //!
 //! Modules: [`schema`] (migrations), [`writer`] (group commit and the
-//! `WriteTransaction` implementation), [`checkpointer`] (the log's checkpoints), [`project`] (projection updates),
-//! [`read`] (queries), [`admin`] (rebuild, verify, stats), [`accounts`] (users,
+//! `WriteTransaction` implementation), [`checkpointer`] (the log's checkpoints),
+//! [`project`] (projection updates), [`read`] (queries), [`admin`] (rebuild, verify, stats), [`accounts`] (users,
 //! API tokens, sessions), [`backup`] (online snapshots for `synap admin backup`),
 //! [`webhooks`] (webhook subscriptions), [`vectors`] (search vectors and the
 //! exact nearest-neighbour query, through [`vec_extension`]),
